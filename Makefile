@@ -1,0 +1,26 @@
+# The two commands: `make chat` (set up, then start the assistant) and `make test` (set up, then run every check).
+SHELL := /bin/bash
+VENV := .venv/bin
+
+.PHONY: setup chat test lint unit bench
+
+setup:
+	@bash scripts/setup.sh
+
+chat: setup
+	@$(VENV)/chatkit doctor --skip-models >/dev/null || $(VENV)/chatkit doctor --skip-models
+	@$(VENV)/chatkit ask "What is LoRA and why is it cheaper than full fine-tuning?"
+
+lint: setup
+	$(VENV)/ruff check chatkit tests benchmarks
+	$(VENV)/mypy chatkit
+	$(VENV)/lint-imports
+
+unit: setup
+	$(VENV)/pytest -q -m "not slow and not gpu"
+
+test: lint
+	$(VENV)/pytest -q -m "not gpu" --durations=15
+
+bench: setup
+	$(VENV)/python benchmarks/cli_start.py

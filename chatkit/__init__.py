@@ -1,0 +1,3 @@
+"""chatkit: an offline domain assistant kit."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,1 @@
+"""Embedding, FAISS + BM25 indexes, hybrid search."""

@@ -1,0 +1,48 @@
+"""The home of sentence-transformers: one embedder, loaded once, normalized vectors."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from chatkit.errors import ModelError
+
+
+class Embedder:
+    def __init__(self, path: str, name: str, batch_size: int = 64) -> None:
+        from sentence_transformers import SentenceTransformer
+
+        try:
+            self.model = SentenceTransformer(path, device="cpu")
+        except (OSError, ValueError) as exc:
+            raise ModelError(f"cannot load embedder from {path}: {str(exc).splitlines()[0]}",
+                             "check models.embedder points at a sentence-transformers folder") from None
+        self.name = name
+        self.batch_size = batch_size
+        self.dim = int(self.model.get_embedding_dimension() if hasattr(self.model, "get_embedding_dimension")
+                       else self.model.get_sentence_embedding_dimension())
+        self.tokenizer = self.model.tokenizer
+        self.max_tokens = int(self.model.max_seq_length or 256)
+
+    def count_tokens(self, text: str) -> int:
+        return len(self.tokenizer(text, add_special_tokens=False, truncation=False)["input_ids"])
+
+    def token_offsets(self, text: str) -> list[tuple[int, int]]:
+        enc = self.tokenizer(text, add_special_tokens=False, truncation=False, return_offsets_mapping=True)
+        return [tuple(o) for o in enc["offset_mapping"]]
+
+    def encode(self, texts: Sequence[str], on_batch: Callable[[int], None] | None = None) -> Any:
+        """Unit-length float32 vectors, shape (len(texts), dim)."""
+        import numpy as np
+
+        if not texts:
+            return np.zeros((0, self.dim), dtype="float32")
+        out = []
+        for start in range(0, len(texts), self.batch_size * 4):
+            part = list(texts[start : start + self.batch_size * 4])
+            vecs = self.model.encode(part, batch_size=self.batch_size, normalize_embeddings=True,
+                                     convert_to_numpy=True, show_progress_bar=False)
+            out.append(vecs.astype("float32", copy=False))
+            if on_batch:
+                on_batch(len(part))
+        return np.concatenate(out)
