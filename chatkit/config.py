@@ -67,6 +67,7 @@ class EngineConfig:
     max_question_chars: int = _f(4000, "Longer questions are trimmed with a warning.")
     extractive_fallback: bool = _f(True, "Answer with the best cited sentences when the model's answer is unusable.")
     adapter: str = _f("", "Adapter used by default ('' = the promoted one, 'base' = none).")
+    answer_style: str = _f("auto", "generative, extractive, or auto (generative, falling back to cited passage sentences when the answer is unusable).")
 
 
 @dataclass
@@ -236,6 +237,7 @@ _CHOICES = {
     "retrieval.mode": ("dense", "bm25", "hybrid"),
     "retrieval.fusion": ("rrf", "mix"),
     "generation.backend": ("auto", "hf", "llamacpp"),
+    "engine.answer_style": ("auto", "generative", "extractive"),
     "models.dtype": ("auto", "float32", "bfloat16"),
     "training.quantization": ("none", "nf4"),
     "training.bf16": ("auto", "true", "false"),

@@ -39,7 +39,7 @@ def _isolated_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
 def build_tiny_model(out: Path, chat_template: str = CHATML, layers: int = 4, hidden: int = 256) -> Path:
     """A real, randomly initialised Llama with a BPE tokenizer trained here: fast and offline."""
     import torch
-    from tokenizers import Tokenizer, models, pre_tokenizers, trainers, decoders
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
 
     specials = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]

@@ -7,7 +7,13 @@ import pytest
 
 from chatkit.config import Paths, Settings, load_settings
 from chatkit.errors import ModelError
-from chatkit.models import COMPLETE_MARKER, ensure_converted, packaged_gguf_path, resolve_dialogue, resolve_embedder
+from chatkit.models import (
+    COMPLETE_MARKER,
+    ensure_converted,
+    packaged_gguf_path,
+    resolve_dialogue,
+    resolve_embedder,
+)
 
 
 def test_local_model_folder_resolves(tiny_model_dir: Path, tmp_path: Path) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from chatkit.cli import cmd_config, cmd_doctor
+from chatkit.cli import cmd_ask, cmd_config, cmd_conversations, cmd_doctor
 from chatkit.errors import NotImplementedYet
 
 PLANNED: dict[str, tuple[str, list[str]]] = {
@@ -30,7 +30,7 @@ def _not_yet(ctx: Any, args: argparse.Namespace) -> int:
 
 
 def register(sub: Any, common: argparse.ArgumentParser) -> None:
-    built = {"config": cmd_config, "doctor": cmd_doctor}
+    built = {"config": cmd_config, "doctor": cmd_doctor, "ask": cmd_ask, "conversations": cmd_conversations}
     order = ["index", "search", "ask", "chat", "conversations", "data", "train", "adapters", "eval", "serve", "stats"]
     for verb in order:
         if verb in built:
@@ -47,5 +47,5 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
                 sp.set_defaults(func=_not_yet)
         else:
             p.add_argument("rest", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
-    cmd_doctor.register(sub, common)
-    cmd_config.register(sub, common)
+    for late in ("doctor", "config"):
+        built[late].register(sub, common)

@@ -40,7 +40,9 @@ class HFGenerator:
         if threads > 0:
             torch.set_num_threads(threads)
         self.model_path = model_path
+        self.model_id = model_path
         self.dtype = dtype
+        self.model: Any
         try:
             self.tokenizer = AutoTokenizer.from_pretrained(model_path)
             self.model = AutoModelForCausalLM.from_pretrained(model_path, dtype=getattr(torch, dtype))
@@ -151,7 +153,7 @@ class HFGenerator:
                     break
                 generated.append(token)
                 seen[token] = True
-                text = self.tokenizer.decode(generated, skip_special_tokens=True)
+                text = str(self.tokenizer.decode(generated, skip_special_tokens=True))
                 if not text.endswith("\ufffd"):
                     piece, emitted = text[len(emitted):], text
                     stop_at = _find_stop(emitted, params.stop)

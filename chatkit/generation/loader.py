@@ -14,5 +14,5 @@ def load_generator(settings: Settings, paths: Paths, progress: Callable[[str], N
     resolved = resolve_dialogue(settings, paths, progress)
     dtype = pick_dtype(settings.models.dtype, paths.cache)
     gen = HFGenerator(resolved.path, dtype=dtype, threads=settings.models.threads)
-    gen.model_id = resolved.model_id  # type: ignore[attr-defined]
+    gen.model_id = resolved.model_id
     return gen

@@ -1,0 +1,1 @@
+"""Files -> Documents -> Chunks: discovery, one parser per format, the token-sized chunker."""

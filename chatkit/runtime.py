@@ -1,0 +1,50 @@
+"""Assemble a warm ChatEngine: models loaded once, default collections built on first use."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from chatkit.config import Paths, Settings
+from chatkit.engine import ChatEngine
+from chatkit.errors import CollectionError
+
+DEFAULT_COLLECTIONS = ("curriculum", "handbook")
+
+
+def corpora_root() -> Path:
+    """The project's own corpora ship beside the package (a source checkout or editable install)."""
+    return Path(__file__).resolve().parents[1] / "corpora"
+
+
+def ensure_default_collections(settings: Settings, paths: Paths, names: Sequence[str],
+                               progress: Callable[[str], None] | None = None, embedder: object = None) -> None:
+    """Index corpora/curriculum and corpora/handbook into their collections on first use (and on change)."""
+    from chatkit.indexing import ensure_collection
+
+    root = corpora_root()
+    for name in names:
+        if name in DEFAULT_COLLECTIONS and (root / name).is_dir():
+            ensure_collection(settings, paths, name, root / name, progress=progress, embedder=embedder)
+
+
+def build_engine(settings: Settings, paths: Paths, collections: Sequence[str] | None = None,
+                 progress: Callable[[str], None] | None = None) -> ChatEngine:
+    from chatkit.generation.loader import load_generator
+    from chatkit.models import resolve_embedder
+    from chatkit.retrieval.embedder import Embedder
+    from chatkit.retrieval.service import open_searcher
+
+    names = list(collections or settings.engine.collections)
+    if not names:
+        raise CollectionError("no collection to search", "pass --collection NAME or set engine.collections")
+    resolved = resolve_embedder(settings)
+    embedder = Embedder(resolved.path, resolved.model_id, settings.retrieval.batch_size)
+    ensure_default_collections(settings, paths, names, progress, embedder)
+    searcher = open_searcher(settings, paths, names, embedder=embedder)
+    generator = load_generator(settings, paths, progress)
+    engine = ChatEngine(settings, searcher, generator, adapters_dir=paths.adapters)
+    adapter = settings.engine.adapter
+    if adapter and adapter != "base":
+        engine.use_adapter(adapter)
+    return engine
