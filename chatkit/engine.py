@@ -55,6 +55,23 @@ class ChatOptions:
     style: str | None = None  # generative | extractive | auto (None: from config)
 
 
+@dataclass
+class Plan:
+    """A question made ready to answer; `prompt_ids` are what the model will see."""
+
+    question: str
+    query: str
+    hits: tuple[Hit, ...]
+    given: tuple[Hit, ...]
+    prompt_ids: list[int]
+    style: str
+    timings: dict[str, float]
+    started: float
+    warning: str | None = None
+    abstain_reason: str = ""
+    best_similarity: float = 0.0
+
+
 def passage_of(hit: Hit) -> Passage:
     return Passage(hit.chunk.title, hit.chunk.heading, hit.chunk.text)
 
@@ -95,75 +112,87 @@ class ChatEngine:
             return question[:limit], f"the question was {len(question)} characters; only the first {limit} are used"
         return question, None
 
+    def plan(self, question: str, history: Sequence[Turn] = (), options: ChatOptions | None = None) -> Plan:
+        """Everything before generation: clean question, retrieve, decide abstention, fit the prompt."""
+        opts = options or ChatOptions()
+        started = time.perf_counter()
+        question, warning = self.clean_question(question)
+        if opts.adapter is not None:
+            self.use_adapter(opts.adapter)
+        k = opts.k or self.settings.engine.passages
+        query = standalone_query(question, [t.question for t in history])
+        hits = tuple(self.searcher.search(query, k=k, mode=opts.mode))
+        timings = {"retrieval_s": time.perf_counter() - started}
+        best = max((h.dense_score or 0.0 for h in hits), default=0.0)
+        style = opts.style or self.settings.engine.answer_style
+        if not hits or best < self.settings.engine.abstain_threshold:
+            return Plan(question, query, hits, hits, [], style, timings, started, warning, abstain_reason="weak retrieval", best_similarity=best)
+        turns = [PromptTurn(t.question, tuple(passage_of(h) for h in t.hits), t.answer) for t in history]
+        turns.append(PromptTurn(question, tuple(passage_of(h) for h in hits)))
+        budget = min(self.settings.generation.context_tokens, self.generator.max_context) - self.settings.generation.max_new_tokens
+        turns, kept = fit_to_budget(turns, lambda m: len(self.generator.render(m)), budget, SYSTEM_PROMPT)
+        prompt_ids = self.generator.render(build_messages(turns, SYSTEM_PROMPT)) if style != "extractive" else []
+        return Plan(question, query, hits, hits[:kept], prompt_ids, style, timings, started, warning, best_similarity=best)
+
     def chat(self, question: str, history: Sequence[Turn] = (), options: ChatOptions | None = None) -> Iterator[Event]:
         """Events: retrieval (hits), token (text), answer (the final Answer); error on failure."""
         from chatkit.generation import GenParams
         from chatkit.generation.hf import StreamStats
 
         opts = options or ChatOptions()
-        started = time.perf_counter()
-        question, warning = self.clean_question(question)
-        if warning:
-            yield Event("progress", text=warning, data={"warning": True})
-        if opts.adapter is not None:
-            self.use_adapter(opts.adapter)
-        k = opts.k or self.settings.engine.passages
-        query = standalone_query(question, [t.question for t in history])
-        hits = tuple(self.searcher.search(query, k=k, mode=opts.mode))
-        t_retrieval = time.perf_counter() - started
-        yield Event("retrieval", hits=hits, data={"query": query, "seconds": t_retrieval})
-
-        timings = {"retrieval_s": t_retrieval}
-        best = max((h.dense_score or 0.0 for h in hits), default=0.0)
-        if not hits or best < self.settings.engine.abstain_threshold:
+        plan = self.plan(question, history, opts)
+        if plan.warning:
+            yield Event("progress", text=plan.warning, data={"warning": True})
+        yield Event("retrieval", hits=plan.hits, data={"query": plan.query, "seconds": plan.timings["retrieval_s"]})
+        if plan.abstain_reason:
             yield Event("token", text=ABSTAIN_TEXT)
-            timings["total_s"] = time.perf_counter() - started
-            yield Event("answer", answer=Answer(ABSTAIN_TEXT, (), hits, abstained=True, timings=timings),
-                        data={"reason": "weak retrieval", "best_similarity": best})
+            yield Event("answer", answer=self.finish(plan, ABSTAIN_TEXT),
+                        data={"reason": plan.abstain_reason, "best_similarity": plan.best_similarity})
             return
-
-        turns = [PromptTurn(t.question, tuple(passage_of(h) for h in t.hits), t.answer) for t in history]
-        turns.append(PromptTurn(question, tuple(passage_of(h) for h in hits)))
-        params = GenParams.from_settings(self.settings.generation)
-        budget = min(self.settings.generation.context_tokens, self.generator.max_context) - params.max_new_tokens
-        turns, kept = fit_to_budget(turns, lambda m: len(self.generator.render(m)), budget, SYSTEM_PROMPT)
-        given = hits[:kept]
-        style = opts.style or self.settings.engine.answer_style
-        stats = StreamStats()
         pieces: list[str] = []
         complete = True
-        if style == "extractive":
-            text = self.extractive_answer(question, given)
-            yield Event("token", text=text)
+        if plan.style == "extractive":
+            text = self.extractive_answer(plan.question, plan.given)
             pieces.append(text)
+            yield Event("token", text=text)
         else:
-            prompt_ids = self.generator.render(build_messages(turns, SYSTEM_PROMPT))
+            stats = StreamStats()
             try:
-                for piece in self.generator.stream(prompt_ids, params, cancel=opts.cancel, stats=stats):
+                for piece in self.generator.stream(plan.prompt_ids, GenParams.from_settings(self.settings.generation),
+                                                   cancel=opts.cancel, stats=stats):
                     pieces.append(piece)
                     yield Event("token", text=piece)
             except Exception as exc:  # a crash mid-answer keeps the partial answer, marked incomplete
                 complete = False
                 yield Event("error", text=f"generation failed: {exc}")
-            if stats.stopped == "cancelled":
-                complete = False
-            timings.update(prefill_s=stats.prefill_s, decode_s=stats.decode_s, new_tokens=float(stats.new_tokens),
-                           prompt_tokens=float(stats.prompt_tokens), tokens_per_s=stats.tokens_per_s)
-        text = "".join(pieces).strip()
+            complete = complete and stats.stopped != "cancelled"
+            plan.timings.update(prefill_s=stats.prefill_s, decode_s=stats.decode_s, new_tokens=float(stats.new_tokens),
+                                prompt_tokens=float(stats.prompt_tokens), tokens_per_s=stats.tokens_per_s)
+        answer = self.finish(plan, "".join(pieces), complete)
+        if answer.timings.get("fallback"):
+            yield Event("token", text="\n\n" + answer.text, data={"fallback": True})
+        yield Event("answer", answer=answer)
+
+    def finish(self, plan: Plan, raw: str, complete: bool = True) -> Answer:
+        """Parse citations, detect abstention, fall back to extractive sentences when the text is unusable."""
+        timings = dict(plan.timings)
+        if plan.abstain_reason:
+            timings["total_s"] = time.perf_counter() - plan.started
+            return Answer(ABSTAIN_TEXT, (), plan.hits, abstained=True, timings=timings)
+        given = plan.given
+        text = raw.strip()
         abstained = says_abstain(text)
         cited, dropped = parse_citations(text, len(given))
-        if complete and style == "auto" and not abstained and self._unusable(text, cited):
-            text = self.extractive_answer(question, given)
+        if complete and plan.style == "auto" and not abstained and self._unusable(text, cited):
+            text = self.extractive_answer(plan.question, given)
             cited, dropped = parse_citations(text, len(given))
-            yield Event("token", text="\n\n" + text, data={"fallback": True})
             timings["fallback"] = 1.0
         text = strip_invalid_citations(text, len(given)) if dropped else text
-        if abstained:
-            text = text if text.startswith(ABSTAIN_TEXT) else f"{ABSTAIN_TEXT} {text}".strip()
+        if abstained and not text.startswith(ABSTAIN_TEXT):
+            text = f"{ABSTAIN_TEXT} {text}".strip()
         citations = tuple(self._citation(n, given[n - 1]) for n in cited)
-        timings["total_s"] = time.perf_counter() - started
-        yield Event("answer", answer=Answer(text, citations, given, abstained=abstained, timings=timings,
-                                            dropped_citations=dropped, complete=complete))
+        timings["total_s"] = time.perf_counter() - plan.started
+        return Answer(text, citations, given, abstained=abstained, timings=timings, dropped_citations=dropped, complete=complete)
 
     def ask(self, question: str, history: Sequence[Turn] = (), options: ChatOptions | None = None) -> Answer:
         answer = None

@@ -1,0 +1,1 @@
+"""Evaluation: answer metrics without an LLM judge, comparisons, reports."""

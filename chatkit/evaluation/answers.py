@@ -1,0 +1,179 @@
+"""`eval answers`: run the engine over a QA file and score every answer without an LLM judge."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import sqlite3
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from chatkit.engine import ChatEngine, ChatOptions
+from chatkit.errors import DataError, InputError
+from chatkit.evaluation import metrics as m
+
+REQUIRED = ("id", "question", "answer", "doc_ids", "keywords", "answerable")
+
+
+@dataclass(frozen=True)
+class QAItem:
+    id: str
+    question: str
+    answer: str
+    doc_ids: tuple[str, ...]
+    keywords: tuple[str, ...]
+    answerable: bool
+
+
+def load_qa(path: Path) -> list[QAItem]:
+    if not path.is_file():
+        raise InputError(f"QA file not found: {path}", "pass --qa corpora/qa/qa.jsonl or your own file")
+    items, errors = [], []
+    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as exc:
+            errors.append(f"line {n}: bad JSON ({exc.msg})")
+            continue
+        missing = [k for k in REQUIRED if k not in row] if isinstance(row, dict) else list(REQUIRED)
+        if missing:
+            errors.append(f"line {n}: missing {', '.join(missing)}")
+            continue
+        items.append(QAItem(str(row["id"]), str(row["question"]), str(row["answer"]), tuple(row["doc_ids"]),
+                            tuple(row["keywords"]), bool(row["answerable"])))
+    if errors:
+        more = f" (+{len(errors) - 3} more)" if len(errors) > 3 else ""
+        raise DataError(f"{path}: {'; '.join(errors[:3])}{more}", f"each line needs {', '.join(REQUIRED)}")
+    if not items:
+        raise DataError(f"{path} has no QA items", "one JSON object per line")
+    return items
+
+
+class GenerationCache:
+    """Generations keyed by (model, adapter, style, decoding, prompt): re-runs are instant and an
+    interrupted run resumes where it stopped."""
+
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.db = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.execute("CREATE TABLE IF NOT EXISTS generations (key TEXT PRIMARY KEY, text TEXT, stats TEXT)")
+
+    def get(self, key: str) -> tuple[str, dict[str, float]] | None:
+        row = self.db.execute("SELECT text, stats FROM generations WHERE key = ?", (key,)).fetchone()
+        return (row[0], json.loads(row[1])) if row else None
+
+    def put(self, key: str, text: str, stats: dict[str, float]) -> None:
+        self.db.execute("INSERT OR REPLACE INTO generations VALUES (?, ?, ?)", (key, text, json.dumps(stats)))
+
+
+@dataclass
+class ItemResult:
+    id: str
+    question: str
+    reference: str
+    prediction: str
+    answerable: bool
+    abstained: bool
+    gold_doc_ids: list[str]
+    cited_doc_ids: list[str]
+    retrieved_doc_ids: list[str]
+    latency_s: float
+    scores: dict[str, float | None] = field(default_factory=dict)
+
+
+def _key(engine: ChatEngine, style: str, prompt_ids: Sequence[int]) -> str:
+    g = engine.settings.generation
+    parts = [getattr(engine.generator, "model_id", ""), getattr(engine.generator, "dtype", ""), engine.adapter_name, style,
+             f"{g.max_new_tokens}/{g.temperature}/{g.top_p}/{g.repetition_penalty}/{g.seed}", ",".join(map(str, prompt_ids))]
+    return hashlib.sha256("|".join(parts).encode()).hexdigest()
+
+
+def answer_item(engine: ChatEngine, item: QAItem, cache: GenerationCache | None, k: int | None = None,
+                perplexity: bool = True) -> ItemResult:
+    from chatkit.generation import GenParams
+    from chatkit.generation.hf import StreamStats
+
+    started = time.perf_counter()
+    plan = engine.plan(item.question, (), ChatOptions(k=k))
+    raw = ""
+    gen_time = 0.0
+    from_cache = False
+    if not plan.abstain_reason and plan.style != "extractive":
+        key = _key(engine, plan.style, plan.prompt_ids)
+        cached = cache.get(key) if cache else None
+        if cached:
+            raw, stats_d = cached
+            gen_time, from_cache = stats_d.get("seconds", 0.0), True
+        else:
+            stats = StreamStats()
+            t = time.perf_counter()
+            raw = "".join(engine.generator.stream(plan.prompt_ids, GenParams.from_settings(engine.settings.generation), stats=stats))
+            gen_time = time.perf_counter() - t
+            if cache:
+                cache.put(key, raw, {"seconds": gen_time, "tokens_per_s": stats.tokens_per_s})
+    elif plan.style == "extractive" and not plan.abstain_reason:
+        raw = engine.extractive_answer(plan.question, plan.given)
+    answer = engine.finish(plan, raw)
+    # The latency a user would see, also when the generation came from the cache.
+    latency = plan.timings.get("retrieval_s", 0.0) + gen_time if from_cache else time.perf_counter() - started
+    cited_ids = [c.doc_id for c in answer.citations]
+    cited_texts = [answer.hits[c.n - 1].chunk.text for c in answer.citations]
+    retrieved = [h.chunk.doc_id for h in plan.hits]
+    scores: dict[str, float | None] = {"retrieval_recall": m.recall_at_k(retrieved, item.doc_ids, len(retrieved)) if item.answerable else None}
+    if item.answerable:
+        scores.update(
+            token_f1=m.token_f1(answer.text, item.answer), exact_match=m.exact_match(answer.text, item.answer),
+            rouge_l=m.rouge_l(answer.text, item.answer), sentence_bleu=m.sentence_bleu(answer.text, item.answer),
+            keyword_recall=m.keyword_recall(answer.text, item.keywords),
+            citation_precision=m.citation_precision(cited_ids, item.doc_ids) if not answer.abstained else 0.0,
+            citation_recall=m.citation_recall(cited_ids, item.doc_ids),
+            groundedness=m.groundedness(answer.text, cited_texts) if cited_texts else 0.0,
+        )
+        if perplexity and plan.prompt_ids:
+            ref_ids = list(engine.generator.tokenizer(item.answer, add_special_tokens=False)["input_ids"])  # type: ignore[attr-defined]
+            nll, n = engine.generator.answer_nll(plan.prompt_ids, ref_ids)  # type: ignore[attr-defined]
+            scores["reference_nll"] = nll / max(n, 1)
+    return ItemResult(item.id, item.question, item.answer, answer.text, item.answerable, answer.abstained, list(item.doc_ids),
+                      cited_ids, retrieved, latency, scores)
+
+
+def run_answers(engine: ChatEngine, items: Sequence[QAItem], cache: GenerationCache | None = None, k: int | None = None,
+                on_item: Callable[[ItemResult], None] | None = None, perplexity: bool = True) -> list[ItemResult]:
+    results = []
+    for item in items:
+        result = answer_item(engine, item, cache, k, perplexity)
+        results.append(result)
+        if on_item:
+            on_item(result)
+    return results
+
+
+def _mean(values: Sequence[float | None]) -> float:
+    kept = [v for v in values if v is not None]
+    return sum(kept) / len(kept) if kept else 0.0
+
+
+def summarize(results: Sequence[ItemResult]) -> dict[str, Any]:
+    answerable = [r for r in results if r.answerable]
+    summary: dict[str, Any] = {"items_total": len(results), "answerable": len(answerable), "unanswerable": len(results) - len(answerable)}
+    for name in ("token_f1", "exact_match", "rouge_l", "keyword_recall", "citation_precision", "citation_recall", "groundedness", "retrieval_recall"):
+        summary[name] = _mean([r.scores.get(name) for r in answerable])
+    summary["bleu"] = m.bleu([r.prediction for r in answerable], [r.reference for r in answerable])
+    nlls = [r.scores["reference_nll"] for r in answerable if r.scores.get("reference_nll") is not None]
+    summary["reference_perplexity"] = math.exp(_mean(nlls)) if nlls else None
+    summary.update(m.abstention_scores([r.abstained for r in results], [r.answerable for r in results]))
+    latencies = [r.latency_s for r in results]
+    summary["latency_p50_s"] = m.percentile(latencies, 50)
+    summary["latency_p95_s"] = m.percentile(latencies, 95)
+    return summary
+
+
+def report(results: Sequence[ItemResult], meta: dict[str, Any]) -> dict[str, Any]:
+    return summarize(results) | {"meta": meta, "items": [asdict(r) for r in results]}
