@@ -89,6 +89,9 @@ class TrainingConfig:
     bf16: str = _f("auto", "bf16 autocast: auto, true or false.")
     optim: str = _f("adamw_torch", "Optimizer name as in transformers (e.g. paged_adamw_8bit on GPU).")
     eval_every_epoch: bool = _f(True, "Compute validation loss and perplexity each epoch.")
+    val_fraction: float = _f(0.1, "Share of rows held out for validation when no --val file is given (used from 20 rows; 0 = none).")
+    group_by_length: bool = _f(True, "Batch rows of similar length together: less padding, more tokens/s.")
+    logging_steps: int = _f(5, "Optimizer steps between loss lines in the training log.")
 
 
 @dataclass
@@ -147,7 +150,9 @@ def _coerce(key: str, value: Any, target: Any) -> Any:
         if isinstance(value, int | float) and not isinstance(value, bool):
             return float(value)
     elif target is str:
-        if isinstance(value, str | int | float) and not isinstance(value, bool):
+        if isinstance(value, bool):  # YAML reads `true` as a bool; keys like training.bf16 take the word
+            return str(value).lower()
+        if isinstance(value, str | int | float):
             return str(value)
     elif origin is list:
         (item,) = typing.get_args(target)

@@ -58,7 +58,11 @@ def ask(ctx: Any, args: Any) -> int:
             elif event.kind == "retrieval":
                 store.set_passages(turn_id, event.hits)
             elif event.kind == "token" and streaming:
-                sys.stdout.write(event.text)
+                if event.data.get("fallback"):
+                    ctx.say("\n[dim](that answer cited nothing usable; the passages' closest sentences instead:)[/]")
+                    sys.stdout.write(event.text.lstrip())
+                else:
+                    sys.stdout.write(event.text)
                 sys.stdout.flush()
             elif event.kind == "error":
                 ctx.say(f"[red]error:[/] {event.text}")
