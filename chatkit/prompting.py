@@ -29,7 +29,7 @@ _ABSTAIN_PATTERNS = re.compile(
     re.IGNORECASE,
 )
 _CITATION = re.compile(r"\[(\d{1,2})\]")
-_PASSAGE_HEADER = re.compile(r"^\[(\d{1,2})\] ", re.MULTILINE)
+_BLANK_BEFORE_NUMBER = re.compile(r"\n\s*\n(?=\[\d{1,2}\] )")
 
 
 @dataclass(frozen=True)
@@ -42,7 +42,9 @@ class Passage:
 
     def render(self, n: int) -> str:
         head = " > ".join(p for p in (self.title, self.heading) if p)
-        return f"[{n}] {head}\n{self.text.strip()}"
+        # A blank line followed by "[n] " separates passages, so passage text may not contain one.
+        text = _BLANK_BEFORE_NUMBER.sub("\n", self.text.strip())
+        return f"[{n}] {head}\n{text}"
 
 
 @dataclass(frozen=True)
@@ -128,7 +130,14 @@ def parse_user_message(content: str) -> tuple[str, list[str]]:
     body, question = content[len("Passages:\n"):].rsplit("\n\nQuestion: ", 1)
     if body.strip() == "(none)":
         return question, []
-    starts = [m.start() for m in _PASSAGE_HEADER.finditer(body)]
+    # Passages are numbered 1..n in order and separated by a blank line, so only the next expected
+    # number starts a block: a passage quoting "[2] ..." inside its own text stays one block.
+    if not body.startswith("[1] "):
+        return question, []
+    starts, n = [0], 2
+    while (pos := body.find(f"\n\n[{n}] ", starts[-1])) != -1:
+        starts.append(pos + 2)
+        n += 1
     blocks = [body[s:e].strip() for s, e in zip(starts, [*starts[1:], len(body)], strict=False)]
     return question, blocks
 

@@ -69,3 +69,10 @@ def test_follow_ups_are_searched_with_the_previous_question() -> None:
 def test_sentences_skip_code_and_lists_markup() -> None:
     text = "LoRA freezes the weights. It trains two matrices A and B.\n\n```python\nx = 1\n```\n\n- Rank r is small, often 8 or 16."
     assert split_sentences(text) == ["LoRA freezes the weights.", "It trains two matrices A and B.", "Rank r is small, often 8 or 16."]
+
+
+def test_passage_quoting_a_numbered_line_stays_one_block() -> None:
+    tricky = Passage("Prompt format", "", "A user turn looks like:\n[1] Title > Heading\ntext\n\n[2] Other")
+    msgs = build_messages([PromptTurn("q?", (tricky, P[1]))])
+    _, blocks = parse_user_message(msgs[1]["content"])
+    assert len(blocks) == 2 and blocks[1].startswith("[2] Perplexity")
