@@ -55,6 +55,16 @@ class ChatOptions:
     style: str | None = None  # generative | extractive | auto (None: from config)
 
 
+def clean_question(question: str, limit: int) -> tuple[str, str | None]:
+    """The question stripped; an over-long one is cut to `limit` characters with a warning."""
+    question = question.strip()
+    if not question:
+        raise InputError("the question is empty", "type a question, e.g. chatkit ask \"What is LoRA?\"")
+    if len(question) > limit:
+        return question[:limit], f"the question was {len(question)} characters; only the first {limit} are used"
+    return question, None
+
+
 @dataclass
 class Plan:
     """A question made ready to answer; `prompt_ids` are what the model will see."""
@@ -104,13 +114,7 @@ class ChatEngine:
     # --- answering ----------------------------------------------------------------------------
 
     def clean_question(self, question: str) -> tuple[str, str | None]:
-        question = question.strip()
-        if not question:
-            raise InputError("the question is empty", "type a question, e.g. chatkit ask \"What is LoRA?\"")
-        limit = self.settings.engine.max_question_chars
-        if len(question) > limit:
-            return question[:limit], f"the question was {len(question)} characters; only the first {limit} are used"
-        return question, None
+        return clean_question(question, self.settings.engine.max_question_chars)
 
     def plan(self, question: str, history: Sequence[Turn] = (), options: ChatOptions | None = None) -> Plan:
         """Everything before generation: clean question, retrieve, decide abstention, fit the prompt."""

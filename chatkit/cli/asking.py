@@ -37,12 +37,12 @@ def print_sources(ctx: Any, answer: Answer) -> None:
 
 def ask(ctx: Any, args: Any) -> int:
     from chatkit.conversations import ConversationStore, passages_from_hits
-    from chatkit.engine import ChatOptions
+    from chatkit.engine import ChatOptions, clean_question
     from chatkit.runtime import build_engine
 
     settings = ctx.settings
+    question, _ = clean_question(args.question, settings.engine.max_question_chars)  # before any model loads
     engine = build_engine(settings, ctx.paths, args.collection, progress=ctx.say)
-    question, _ = engine.clean_question(args.question)
     options = ChatOptions(k=args.k, mode=args.mode, adapter=args.adapter, style=args.style)
     if args.adapter is not None:
         engine.use_adapter(args.adapter)
