@@ -2,13 +2,16 @@
 SHELL := /bin/bash
 VENV := .venv/bin
 
-.PHONY: setup chat test lint unit bench
+.PHONY: setup chat ask test lint unit bench
 
 setup:
 	@bash scripts/setup.sh
 
 chat: setup
 	@$(VENV)/chatkit doctor --skip-models >/dev/null || $(VENV)/chatkit doctor --skip-models
+	@$(VENV)/chatkit chat
+
+ask: setup
 	@$(VENV)/chatkit ask "What is LoRA and why is it cheaper than full fine-tuning?"
 
 lint: setup

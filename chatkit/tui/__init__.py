@@ -1,0 +1,1 @@
+"""The Textual chat app (`chatkit chat`). Importing this package imports no heavy library."""

@@ -1,0 +1,1 @@
+"""Modal screens: help, text prompts, confirmation, index stats, adding a folder."""

@@ -1,0 +1,121 @@
+"""One chat session without any UI: the open conversation, its history, and turns stored exactly as
+`chatkit ask` stores them (question first, passages on retrieval, answer and timings at the end)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from chatkit.conversations import ConversationStore, StoredTurn, passages_from_hits
+from chatkit.engine import ChatEngine, ChatOptions
+from chatkit.types import Chunk, Event, Hit, Turn
+
+
+def hits_from_passages(passages: tuple[dict[str, Any], ...]) -> tuple[Hit, ...]:
+    """Stored passages back into Hits, so a resumed conversation shows its sources and feeds the history."""
+    hits = []
+    for rank, p in enumerate(passages, start=1):
+        heading = tuple(h for h in str(p.get("heading", "")).split(" > ") if h)
+        text = str(p.get("text", ""))
+        chunk = Chunk(str(p.get("doc_id", "")), 0, text, str(p.get("title", "")), heading, 0, len(text),
+                      source=str(p.get("source", "")), chunk_id=int(p.get("chunk_id", -1) or -1))
+        hits.append(Hit(chunk, float(p.get("score", 0.0) or 0.0), rank, p.get("dense_score"), None,
+                        str(p.get("collection", ""))))
+    return tuple(hits)
+
+
+@dataclass
+class TurnRecord:
+    """What the UI keeps of one exchange; `idx` is the store's turn number (used for ratings)."""
+
+    question: str
+    answer: str = ""
+    hits: tuple[Hit, ...] = ()
+    cited: tuple[int, ...] = ()
+    abstained: bool = False
+    complete: bool = True
+    idx: int = -1
+    rating: int | None = None
+    comment: str = ""
+    timings: dict[str, float] = field(default_factory=dict)
+
+    @classmethod
+    def from_stored(cls, t: StoredTurn) -> TurnRecord:
+        from chatkit.prompting import parse_citations
+
+        hits = hits_from_passages(t.passages)
+        cited, _ = parse_citations(t.answer, len(hits))
+        return cls(t.question, t.answer, hits, tuple(cited), t.abstained, t.complete, t.idx, t.rating,
+                   t.comment, dict(t.timings))
+
+
+class ChatSession:
+    """Owns the conversation store and the current conversation; the engine is attached once loaded."""
+
+    def __init__(self, store: ConversationStore, engine: ChatEngine | None = None) -> None:
+        self.store = store
+        self.engine = engine
+        self.conversation_id: int | None = None
+        self.turns: list[TurnRecord] = []
+
+    # --- conversations ------------------------------------------------------------------------
+
+    def open(self, conversation_id: int) -> list[TurnRecord]:
+        self.store.get_conversation(conversation_id)
+        self.conversation_id = conversation_id
+        self.turns = [TurnRecord.from_stored(t) for t in self.store.turns(conversation_id)]
+        return self.turns
+
+    def new(self) -> None:
+        """A new conversation is created lazily by its first question, so empty ones don't pile up."""
+        self.conversation_id = None
+        self.turns = []
+
+    def history(self) -> list[Turn]:
+        return [Turn(t.question, t.answer, t.hits) for t in self.turns if t.answer.strip() and t.complete]
+
+    # --- asking -------------------------------------------------------------------------------
+
+    def ask(self, record: TurnRecord, options: ChatOptions) -> Iterator[Event]:
+        """Stream the engine's events for `record.question`, filling `record` and storing the turn.
+
+        The question is stored before answering; an error, a cancel or a quit keeps what was said,
+        marked incomplete, exactly as `chatkit ask` does."""
+        assert self.engine is not None, "the engine is not loaded yet"
+        engine = self.engine
+        record.question, _ = engine.clean_question(record.question)
+        history = self.history()
+        if self.conversation_id is None:
+            self.conversation_id = self.store.new_conversation(record.question)
+        turn_id = self.store.start_turn(self.conversation_id, record.question, model=getattr(engine.generator, "model_id", ""),
+                                        adapter=engine.adapter_name, source="tui")
+        record.idx = next(t.idx for t in self.store.turns(self.conversation_id) if t.id == turn_id)
+        self.turns.append(record)
+        pieces: list[str] = []
+        finished = False
+        try:
+            for event in engine.chat(record.question, history, options):
+                if event.kind == "retrieval":
+                    record.hits = event.hits
+                    self.store.set_passages(turn_id, event.hits)
+                elif event.kind == "token":
+                    pieces.append(event.text)
+                elif event.kind == "answer" and event.answer is not None:
+                    a = event.answer
+                    record.answer, record.hits, record.abstained, record.complete = a.text, a.hits, a.abstained, a.complete
+                    record.cited, record.timings = tuple(c.n for c in a.citations), dict(a.timings)
+                    self.store.finish_turn(turn_id, a.text, a.abstained, a.timings, a.complete,
+                                           passages=passages_from_hits(a.hits))
+                    finished = True
+                yield event
+        finally:
+            if not finished:
+                record.answer, record.complete = "".join(pieces).strip(), False
+                self.store.finish_turn(turn_id, record.answer, complete=False)
+
+    def rate(self, record: TurnRecord, rating: int, comment: str | None = None) -> None:
+        assert self.conversation_id is not None
+        keep = record.comment if comment is None else comment
+        self.store.rate(self.conversation_id, record.idx, rating, keep)
+        record.rating, record.comment = rating, keep
