@@ -5,7 +5,18 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from chatkit.cli import cmd_ask, cmd_config, cmd_conversations, cmd_doctor
+from chatkit.cli import (
+    cmd_adapters,
+    cmd_ask,
+    cmd_chat,
+    cmd_config,
+    cmd_conversations,
+    cmd_doctor,
+    cmd_eval,
+    cmd_index,
+    cmd_search,
+    cmd_train,
+)
 from chatkit.errors import NotImplementedYet
 
 PLANNED: dict[str, tuple[str, list[str]]] = {
@@ -30,7 +41,7 @@ def _not_yet(ctx: Any, args: argparse.Namespace) -> int:
 
 
 def register(sub: Any, common: argparse.ArgumentParser) -> None:
-    built = {"config": cmd_config, "doctor": cmd_doctor, "ask": cmd_ask, "conversations": cmd_conversations}
+    built = {"train": cmd_train, "adapters": cmd_adapters, "index": cmd_index, "search": cmd_search, "eval": cmd_eval, "config": cmd_config, "doctor": cmd_doctor, "ask": cmd_ask, "chat": cmd_chat, "conversations": cmd_conversations}
     order = ["index", "search", "ask", "chat", "conversations", "data", "train", "adapters", "eval", "serve", "stats"]
     for verb in order:
         if verb in built:

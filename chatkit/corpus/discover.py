@@ -41,7 +41,7 @@ def discover(paths: list[str | Path], glob: str | None = None) -> list[Found]:
             rel = child.relative_to(path)
             if any(part.startswith(".") for part in rel.parts) or not child.is_file():
                 continue
-            kind = SUFFIXES.get(child.suffix.lower())
+            kind = SUFFIXES.get(child.suffix.lower(), "")
             if not kind:
                 continue
             if glob and not (fnmatch.fnmatch(rel.as_posix(), glob) or fnmatch.fnmatch(child.name, glob)):

@@ -19,7 +19,7 @@ def _is_boilerplate(node) -> bool:  # type: ignore[no-untyped-def]
 
 def parse_html(source: str) -> tuple[str, str, list[Block]]:
     """(title, plain text, blocks); offsets point into the returned plain text."""
-    from selectolax.parser import HTMLParser
+    from selectolax.lexbor import LexborHTMLParser as HTMLParser
 
     tree = HTMLParser(source)
     title_node = tree.css_first("title")
@@ -50,7 +50,7 @@ def parse_html(source: str) -> tuple[str, str, list[Block]]:
             stack.append((level, text))
         elif tag in _BLOCKS:
             # Take only the innermost block element, so a <li><p>..</p></li> is not read twice.
-            if any(child.tag in _BLOCKS for child in node.traverse(include_text=False) if child is not node):
+            if any(child.tag in _BLOCKS for child in list(node.traverse(include_text=False))[1:]):
                 continue
             sep = "" if tag == "pre" else " "
             raw = node.text(separator=sep)

@@ -27,19 +27,35 @@ class Embedder:
     def count_tokens(self, text: str) -> int:
         return len(self.tokenizer(text, add_special_tokens=False, truncation=False)["input_ids"])
 
+    def count_tokens_batch(self, texts: Sequence[str]) -> list[int]:
+        if not texts:
+            return []
+        enc = self.tokenizer(list(texts), add_special_tokens=False, truncation=False)["input_ids"]
+        return [len(ids) for ids in enc]
+
+    @property
+    def key(self) -> str:
+        """What an index or an embedding cache entry is tied to: model id and dimension."""
+        return f"{self.name}:{self.dim}"
+
     def token_offsets(self, text: str) -> list[tuple[int, int]]:
         enc = self.tokenizer(text, add_special_tokens=False, truncation=False, return_offsets_mapping=True)
         return [tuple(o) for o in enc["offset_mapping"]]
 
-    def encode(self, texts: Sequence[str], on_batch: Callable[[int], None] | None = None) -> Any:
-        """Unit-length float32 vectors, shape (len(texts), dim)."""
+    def encode(self, texts: Sequence[str], on_batch: Callable[[int], None] | None = None, group: int | None = None) -> Any:
+        """Unit-length float32 vectors, shape (len(texts), dim).
+
+        Texts go to the model `group` at a time (default 4 batches); sentence-transformers sorts each
+        group by length, so bigger groups waste less padding, smaller ones report progress more often.
+        """
         import numpy as np
 
         if not texts:
             return np.zeros((0, self.dim), dtype="float32")
         out = []
-        for start in range(0, len(texts), self.batch_size * 4):
-            part = list(texts[start : start + self.batch_size * 4])
+        step = group or self.batch_size * 4
+        for start in range(0, len(texts), step):
+            part = list(texts[start : start + step])
             vecs = self.model.encode(part, batch_size=self.batch_size, normalize_embeddings=True,
                                      convert_to_numpy=True, show_progress_bar=False)
             out.append(vecs.astype("float32", copy=False))
