@@ -1,0 +1,133 @@
+"""What `chatkit adapters ls|show|promote|rollback|rm|export` do and print."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+from chatkit.errors import AdapterError, InputError
+from chatkit.retrieval.atomic import atomic_dir
+from chatkit.training import registry
+
+
+def run(ctx: Any, args: Any) -> int:
+    return {"ls": _ls, "show": _show, "promote": _promote, "rollback": _rollback, "rm": _rm, "export": _export}[args.action](ctx, args)
+
+
+def _metric(meta: dict[str, Any], key: str, fmt: str) -> str:
+    value = meta.get("metrics", {}).get(key)
+    return format(value, fmt) if isinstance(value, int | float) else "-"
+
+
+def _ls(ctx: Any, args: Any) -> int:
+    paths = ctx.paths
+    default = registry.default_adapter(paths)
+    adapters = registry.list_adapters(paths)
+    if args.json:
+        print(json.dumps([{"name": a.name, "default": a.name == default, "problem": a.problem, "base_model": a.meta.get("base_model"),
+                           "created": a.meta.get("created"), "metrics": a.meta.get("metrics", {})} for a in adapters], indent=2))
+        return 0
+    if not adapters:
+        ctx.say("no adapters yet: `chatkit train sft --data FILE --name NAME` makes one")
+        return 0
+    from rich.table import Table
+
+    table = Table()
+    for col in ("", "name", "base model", "created", "val loss", "perplexity", "status"):
+        table.add_column(col)
+    for a in adapters:
+        status = f"[red]corrupt: {a.problem}[/]" if a.problem else "ok"
+        table.add_row("*" if a.name == default else "", a.name, str(a.meta.get("base_model", "?")), str(a.meta.get("created", "?"))[:16],
+                      _metric(a.meta, "val_loss", ".4f"), _metric(a.meta, "val_perplexity", ".2f"), status)
+    ctx.console.print(table)
+    if default is None:
+        ctx.say("default: the base model (no adapter promoted)")
+    return 0
+
+
+def _show(ctx: Any, args: Any) -> int:
+    info = registry.get_adapter(ctx.paths, args.name)
+    meta = info.meta
+    if args.json:
+        print(json.dumps({**meta, "path": str(info.path), "default": registry.default_adapter(ctx.paths) == info.name}, indent=2))
+        return 0
+    m, data = meta.get("metrics", {}), meta.get("data", {})
+    lines = [f"[bold]{info.name}[/]  {info.path}",
+             f"base model: {meta.get('base_model')} (fingerprint {meta.get('base_fingerprint')})",
+             f"created: {meta.get('created')}  precision: {meta.get('precision')}"]
+    for split in ("train", "val"):
+        d = data.get(split)
+        if d:
+            lines.append(f"{split} data: {d['path']} ({d['rows']} rows, sha256 {d['sha256'][:12]})")
+    lines.append(f"metrics: {json.dumps({k: v for k, v in m.items() if k != 'per_epoch'})}")
+    for e in m.get("per_epoch", []):
+        lines.append(f"  epoch {e['epoch']:g}: val loss {e['val_loss']:.4f}, perplexity {e['perplexity']:.2f}")
+    c = meta.get("config", {})
+    lines.append(f"config: LoRA r={c.get('lora_r')} alpha={c.get('lora_alpha')} dropout={c.get('lora_dropout')} "
+                 f"lr={c.get('learning_rate')} epochs={c.get('epochs')} max_length={c.get('max_length')}")
+    for line in lines:
+        ctx.console.print(line, highlight=False)
+    return 0
+
+
+def _configured_base(ctx: Any) -> Any:
+    from chatkit.training.base import resolve_base
+
+    return resolve_base(ctx.settings, ctx.paths, ctx.say)
+
+
+def _promote(ctx: Any, args: Any) -> int:
+    from chatkit.training.gate import check_verdict
+
+    info = registry.get_adapter(ctx.paths, args.name)
+    base = _configured_base(ctx)
+    registry.check_base(info, base.model_id, base.fingerprint)
+    if args.force:
+        try:
+            check_verdict(ctx.paths, args.name)
+        except AdapterError as exc:
+            ctx.say(f"[yellow]--force: promoting despite: {exc}[/]")
+    else:
+        check_verdict(ctx.paths, args.name)
+    previous = registry.promote(ctx.paths, args.name)
+    ctx.say(f"default adapter: {args.name} (was {previous or 'the base model'}); `chatkit adapters rollback` undoes this")
+    return 0
+
+
+def _rollback(ctx: Any, args: Any) -> int:
+    current, restored = registry.rollback(ctx.paths)
+    ctx.say(f"default adapter: {restored or 'the base model'} (was {current or 'the base model'})")
+    return 0
+
+
+def _rm(ctx: Any, args: Any) -> int:
+    registry.remove(ctx.paths, args.name)
+    ctx.say(f"removed adapter {args.name}")
+    return 0
+
+
+def _export(ctx: Any, args: Any) -> int:
+    info = registry.get_adapter(ctx.paths, args.name)
+    out = Path(args.out).expanduser()
+    if out.exists():
+        raise InputError(f"{out} already exists", "pass a new folder to --out")
+    if not args.merged:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        atomic_dir(out, lambda tmp: _copy_files(info.path, tmp))
+        ctx.say(f"exported adapter {args.name} -> {out} (load with PeftModel.from_pretrained)")
+        return 0
+    from chatkit.training.merge import merge_adapter
+
+    base = _configured_base(ctx)
+    registry.check_base(info, base.model_id, base.fingerprint)
+    diff = merge_adapter(base.path, info.path, out)
+    ctx.say(f"merged {args.name} into {base.model_id} -> {out} (max logit difference {diff:.1e}, limit 1e-3)")
+    return 0
+
+
+def _copy_files(src: Path, dst: Path) -> None:
+    for p in src.iterdir():
+        if p.is_file():
+            shutil.copy2(p, dst / p.name)
