@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -87,11 +87,14 @@ def passage_of(hit: Hit) -> Passage:
 
 
 class ChatEngine:
-    def __init__(self, settings: Settings, searcher: Searcher, generator: Generator, adapters_dir: Path | None = None) -> None:
+    def __init__(self, settings: Settings, searcher: Searcher, generator: Generator, adapters_dir: Path | None = None,
+                 resolve_adapter: Callable[[str], Path] | None = None) -> None:
         self.settings = settings
         self.searcher = searcher
         self.generator = generator
         self.adapters_dir = adapters_dir
+        # The runtime passes the registry's lookup, which also refuses adapters made for another base model.
+        self.resolve_adapter = resolve_adapter
 
     # --- adapters -----------------------------------------------------------------------------
 
@@ -101,7 +104,10 @@ class ChatEngine:
             self.generator.set_adapter(None)
             return
         assert name is not None
-        path = (self.adapters_dir / name) if self.adapters_dir else Path(name)
+        if self.resolve_adapter is not None:
+            path = self.resolve_adapter(name)
+        else:
+            path = (self.adapters_dir / name) if self.adapters_dir else Path(name)
         if not path.is_dir():
             raise AdapterError(f"unknown adapter '{name}'", "`chatkit adapters ls` lists them; use 'base' for none")
         self.generator.load_adapter(name, path)

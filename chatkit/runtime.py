@@ -34,6 +34,7 @@ def build_engine(settings: Settings, paths: Paths, collections: Sequence[str] | 
     from chatkit.models import resolve_embedder
     from chatkit.retrieval.embedder import Embedder
     from chatkit.retrieval.service import open_searcher
+    from chatkit.training.registry import default_adapter
 
     names = list(collections or settings.engine.collections)
     if not names:
@@ -43,8 +44,19 @@ def build_engine(settings: Settings, paths: Paths, collections: Sequence[str] | 
     ensure_default_collections(settings, paths, names, progress, embedder)
     searcher = open_searcher(settings, paths, names, embedder=embedder)
     generator = load_generator(settings, paths, progress)
-    engine = ChatEngine(settings, searcher, generator, adapters_dir=paths.adapters)
-    adapter = settings.engine.adapter
-    if adapter and adapter != "base":
+    engine = ChatEngine(settings, searcher, generator, adapters_dir=paths.adapters,
+                        resolve_adapter=lambda name: registered_adapter(paths, name, generator))
+    adapter = settings.engine.adapter or default_adapter(paths) or "base"
+    if adapter != "base":
         engine.use_adapter(adapter)
     return engine
+
+
+def registered_adapter(paths: Paths, name: str, generator: object) -> Path:
+    """The registry's folder for `name`, refusing corrupt adapters and those trained on another base."""
+    from chatkit.models import model_fingerprint
+    from chatkit.training.registry import check_base, get_adapter
+
+    info = get_adapter(paths, name)
+    check_base(info, getattr(generator, "model_id", ""), model_fingerprint(getattr(generator, "model_path", "")))
+    return info.path
