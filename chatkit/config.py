@@ -63,7 +63,7 @@ class GenerationConfig:
 class EngineConfig:
     collections: list[str] = _f(["curriculum", "handbook"], "Collections searched by ask, chat and serve.")
     passages: int = _f(4, "Passages put into the prompt.")
-    abstain_threshold: float = _f(0.3, "Abstain when the best dense similarity is below this (calibrated on corpora/qa).")
+    abstain_threshold: float = _f(0.275, "Abstain when the best passage similarity is below this (calibrated on corpora/qa with `chatkit eval calibrate`).")
     max_question_chars: int = _f(4000, "Longer questions are trimmed with a warning.")
     extractive_fallback: bool = _f(True, "Answer with the best cited sentences when the model's answer is unusable.")
     adapter: str = _f("", "Adapter used by default ('' = the promoted one, 'base' = none).")

@@ -117,6 +117,8 @@ def test_eval_retrieval_on_a_tiny_beir_folder(tmp_path: Path) -> None:
     one_line_error(run_cli("eval", "retrieval", "--beir", str(beir), "--split", "dev"), "no qrels for split 'dev'")
 
 
-def test_other_eval_subverbs_are_not_implemented_yet() -> None:
-    r = run_cli("eval", "answers")
-    assert r.returncode == 2 and "not implemented yet" in r.stderr
+def test_eval_answers_on_a_bad_qa_file_fails_before_loading_models(tmp_path: Path) -> None:
+    qa = tmp_path / "qa.jsonl"
+    qa.write_text('{"id": "1", "question": "q"}\nnot json\n')
+    r = run_cli("eval", "answers", "--qa", str(qa))
+    one_line_error(r, f"{qa}: line 1: missing answer, doc_ids, keywords, answerable; line 2: bad JSON")

@@ -84,13 +84,16 @@ def _promote(ctx: Any, args: Any) -> int:
     info = registry.get_adapter(ctx.paths, args.name)
     base = _configured_base(ctx)
     registry.check_base(info, base.model_id, base.fingerprint)
+    current = registry.default_adapter(ctx.paths)
     if args.force:
         try:
-            check_verdict(ctx.paths, args.name)
+            check_verdict(ctx.paths, args.name, current)
         except AdapterError as exc:
             ctx.say(f"[yellow]--force: promoting despite: {exc}[/]")
     else:
-        check_verdict(ctx.paths, args.name)
+        verdict = check_verdict(ctx.paths, args.name, current)
+        if verdict.get("verdict") == "no significant difference":
+            ctx.say(f"[yellow]note: '{args.name}' is not significantly better than {current or 'the base model'}[/]")
     previous = registry.promote(ctx.paths, args.name)
     ctx.say(f"default adapter: {args.name} (was {previous or 'the base model'}); `chatkit adapters rollback` undoes this")
     return 0

@@ -1,7 +1,9 @@
-"""The promotion gate: an adapter becomes the default only when the evaluation says it is better.
+"""The promotion gate: an adapter becomes the default only when its latest comparison against the
+current default (the base model or the promoted adapter) does not find it worse.
 
-`chatkit eval compare NAME` writes `<data dir>/reports/compare-NAME/verdict.json` with
-`{"better": bool, ...}`.
+`chatkit eval compare --adapter NAME` writes `<data dir>/reports/compare-NAME/verdict.json` with
+`{"better": bool, "worse": bool, "verdict": str, "baseline": "base"|ADAPTER, "token_f1": [lo, hi], ...}`;
+"worse" means the 95 % CI of token F1 or citation precision lies entirely below 0.
 """
 
 from __future__ import annotations
@@ -12,19 +14,27 @@ from chatkit.config import Paths
 from chatkit.errors import AdapterError
 
 
-def check_verdict(paths: Paths, name: str) -> dict[str, object]:
+def check_verdict(paths: Paths, name: str, current: str | None = None) -> dict[str, object]:
+    """Raise unless `name` has a comparison against `current` (None: the base model) that is not worse."""
+    baseline = current or "base"
     path = paths.reports / f"compare-{name}" / "verdict.json"
-    hint = f"run `chatkit eval compare {name}` first, or pass --force"
+    hint = f"run `chatkit eval compare --qa corpora/qa/qa.jsonl --adapter {name}` first, or pass --force"
     if not path.is_file():
         raise AdapterError(f"no evaluation of '{name}' against the current default ({path} is missing)", hint)
     try:
         verdict = json.loads(path.read_text(encoding="utf-8"))
         better = verdict["better"]
-        if not isinstance(better, bool):
+        worse = verdict.get("worse", not better)  # files without "worse" predate it: only "better" passed then
+        if not isinstance(better, bool) or not isinstance(worse, bool):
             raise TypeError
-    except (OSError, ValueError, KeyError, TypeError):
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
         raise AdapterError(f"{path} is unreadable (wants {{\"better\": true|false}})", hint) from None
-    if not better:
-        raise AdapterError(f"the evaluation found '{name}' not better than the current default ({path})",
+    compared_to = verdict.get("baseline", baseline)
+    if compared_to != baseline and name != current:
+        raise AdapterError(f"'{name}' was compared against '{compared_to}', but the current default is '{baseline}'", hint)
+    if worse:
+        word = "worse than" if "worse" in verdict else "not better than"
+        reasons = "; ".join(str(r) for r in verdict.get("reasons", []))
+        raise AdapterError(f"the evaluation found '{name}' {word} the current default '{baseline}'" + (f": {reasons}" if reasons else f" ({path})"),
                            "train a better adapter, or pass --force to promote it anyway")
     return dict(verdict)
