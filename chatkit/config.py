@@ -65,9 +65,8 @@ class EngineConfig:
     passages: int = _f(4, "Passages put into the prompt.")
     abstain_threshold: float = _f(0.275, "Abstain when the best passage similarity is below this (calibrated on corpora/qa with `chatkit eval calibrate`).")
     max_question_chars: int = _f(4000, "Longer questions are trimmed with a warning.")
-    extractive_fallback: bool = _f(True, "Answer with the best cited sentences when the model's answer is unusable.")
     adapter: str = _f("", "Adapter used by default ('' = the promoted one, 'base' = none).")
-    answer_style: str = _f("auto", "generative, extractive, or auto (generative, falling back to cited passage sentences when the answer is unusable).")
+    answer_style: str = _f("extractive", "extractive (cited passage sentences; the best measured with the base model), generative, or auto (generative, falling back to extractive when the answer cites nothing usable; for fine-tuned adapters).")
 
 
 @dataclass
