@@ -24,6 +24,7 @@ QUESTION = "What is LoRA and why is it cheaper?"
 async def test_ask_stream_store_open_sources_rate_and_comment(chat_paths: Any, tiny_engine: Any) -> None:
     from textual.widgets import Markdown
 
+    tiny_engine.settings.engine.answer_style = "auto"  # streamed token by token, then the cited fallback
     app = make_app(chat_paths, tiny_engine)
     async with app.run_test(size=(80, 24)) as pilot:
         view = await ask(pilot, app, QUESTION, typed=True)
@@ -99,7 +100,8 @@ async def test_switch_adapter_from_the_palette(chat_paths: Any, tiny_engine: Any
 
 @sync
 async def test_escape_stops_the_answer_and_keeps_it_marked(chat_paths: Any, tiny_engine: Any) -> None:
-    tiny_engine.settings.generation.max_new_tokens = 400
+    # Long enough that the quit lands mid-answer even on a fast, idle machine (the tiny model is quick).
+    tiny_engine.settings.generation.max_new_tokens = 1500
     tiny_engine.settings.engine.answer_style = "generative"
     app = make_app(chat_paths, tiny_engine)
     async with app.run_test(size=(80, 24)) as pilot:
@@ -201,7 +203,8 @@ async def test_quit_and_resume_where_the_user_left_off(chat_paths: Any, tiny_eng
 
 @sync
 async def test_quit_while_answering_stores_the_partial_answer(chat_paths: Any, tiny_engine: Any) -> None:
-    tiny_engine.settings.generation.max_new_tokens = 400
+    # Long enough that the quit lands mid-answer even on a fast, idle machine (the tiny model is quick).
+    tiny_engine.settings.generation.max_new_tokens = 1500
     tiny_engine.settings.engine.answer_style = "generative"
     app = make_app(chat_paths, tiny_engine)
     async with app.run_test(size=(80, 24)) as pilot:
