@@ -96,7 +96,8 @@ def resolve_dialogue(settings: Settings, paths: Paths, progress: Callable[[str],
     return ResolvedModel(name, path, Path(path).name if os.path.isdir(path) else path)
 
 
-def _file_sha256(path: Path) -> str:
+def file_sha256(path: Path) -> str:
+    """Streamed SHA-256 of a file (weights, corpora): bounded memory whatever its size."""
     h = hashlib.sha256()
     with path.open("rb") as fh:
         for block in iter(lambda: fh.read(1 << 20), b""):
@@ -138,7 +139,7 @@ def ensure_converted(gguf: Path, folder: Path, progress: Callable[[str], None] |
     try:
         _convert_gguf(gguf, tmp)
         weights = tmp / "model.safetensors"
-        marker = {"source": str(gguf), "source_size": gguf.stat().st_size, "weights_sha256": _file_sha256(weights)}
+        marker = {"source": str(gguf), "source_size": gguf.stat().st_size, "weights_sha256": file_sha256(weights)}
         (tmp / COMPLETE_MARKER).write_text(json.dumps(marker, indent=2))
         _fsync_tree(tmp)
         if folder.exists():

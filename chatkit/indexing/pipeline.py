@@ -3,7 +3,6 @@ embed (through the shared cache) and write to a collection in all-or-nothing bat
 
 from __future__ import annotations
 
-import hashlib
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -17,6 +16,7 @@ from chatkit.corpus.discover import Found, discover
 from chatkit.corpus.parse import STREAM_BYTES, parse_file
 from chatkit.errors import InputError
 from chatkit.indexing.report import QuietReporter, Reporter, Summary
+from chatkit.models import file_sha256
 from chatkit.retrieval.cache import EmbeddingCache
 from chatkit.retrieval.collection import Collection
 from chatkit.retrieval.crash import crash_point
@@ -31,14 +31,6 @@ def chunk_signature(settings: Settings) -> str:
     """Documents chunked under another signature count as changed and are re-chunked."""
     r = settings.retrieval
     return f"v{CHUNKER_VERSION}:{r.chunk_tokens}:{r.chunk_overlap}"
-
-
-def file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 class EmbedderTokens:
