@@ -14,7 +14,7 @@ from typing import Any
 
 from chatkit.errors import InputError
 from chatkit.prompting import SYSTEM_PROMPT, Passage, PromptTurn, build_messages
-from chatkit.types import Hit
+from chatkit.types import Chunk, Hit
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS conversations (
@@ -65,6 +65,7 @@ class StoredTurn:
     created: float
     rating: int | None = None
     comment: str = ""
+    source: str = "cli"  # cli | tui | server: where the turn was asked
 
     def prompt_turn(self) -> PromptTurn:
         passages = tuple(Passage(p.get("title", ""), p.get("heading", ""), p.get("text", "")) for p in self.passages)
@@ -87,6 +88,19 @@ def passages_from_hits(hits: tuple[Hit, ...] | list[Hit]) -> list[dict[str, Any]
          "collection": h.collection}
         for h in hits
     ]
+
+
+def hits_from_passages(passages: tuple[dict[str, Any], ...] | list[dict[str, Any]]) -> tuple[Hit, ...]:
+    """Stored passages back into Hits, so a resumed conversation shows its sources and feeds the history."""
+    hits = []
+    for rank, p in enumerate(passages, start=1):
+        heading = tuple(h for h in str(p.get("heading", "")).split(" > ") if h)
+        text = str(p.get("text", ""))
+        chunk = Chunk(str(p.get("doc_id", "")), 0, text, str(p.get("title", "")), heading, 0, len(text),
+                      source=str(p.get("source", "")), chunk_id=int(p.get("chunk_id", -1) or -1))
+        hits.append(Hit(chunk, float(p.get("score", 0.0) or 0.0), rank, p.get("dense_score"), None,
+                        str(p.get("collection", ""))))
+    return tuple(hits)
 
 
 class ConversationStore:
@@ -230,5 +244,5 @@ def _turn(r: sqlite3.Row) -> StoredTurn:
         id=r["id"], conversation_id=r["conversation_id"], idx=r["idx"], question=r["question"], answer=r["answer"],
         passages=tuple(json.loads(r["passages"])), model=r["model"], adapter=r["adapter"],
         timings=json.loads(r["timings"]), abstained=bool(r["abstained"]), complete=bool(r["complete"]),
-        created=r["created"], rating=r["rating"], comment=r["comment"] or "",
+        created=r["created"], rating=r["rating"], comment=r["comment"] or "", source=r["source"] or "cli",
     )

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from chatkit.config import Settings
+from chatkit.config import GenerationConfig, Settings
 from chatkit.errors import AdapterError, InputError
 from chatkit.prompting import (
     ABSTAIN_TEXT,
@@ -53,6 +53,7 @@ class ChatOptions:
     adapter: str | None = None  # None: the engine's current adapter; "base": none
     cancel: threading.Event | None = None
     style: str | None = None  # generative | extractive | auto (None: from config)
+    generation: GenerationConfig | None = None  # per-request sampling and length (None: settings.generation)
 
 
 EXTRACTIVE_PASSAGE_WEIGHT = 0.5  # chosen on corpora/qa: token F1 0.300 at 0.0, 0.310 at 0.5, 0.308 at 1.0
@@ -142,7 +143,8 @@ class ChatEngine:
             return Plan(question, query, hits, hits, [], style, timings, started, warning, abstain_reason="weak retrieval", best_similarity=best)
         turns = [PromptTurn(t.question, tuple(passage_of(h) for h in t.hits), t.answer) for t in history]
         turns.append(PromptTurn(question, tuple(passage_of(h) for h in hits)))
-        budget = min(self.settings.generation.context_tokens, self.generator.max_context) - self.settings.generation.max_new_tokens
+        gen = opts.generation or self.settings.generation
+        budget = min(gen.context_tokens, self.generator.max_context) - gen.max_new_tokens
         turns, kept = fit_to_budget(turns, lambda m: len(self.generator.render(m)), budget, SYSTEM_PROMPT)
         prompt_ids = self.generator.render(build_messages(turns, SYSTEM_PROMPT)) if style != "extractive" else []
         return Plan(question, query, hits, hits[:kept], prompt_ids, style, timings, started, warning, best_similarity=best)
@@ -171,7 +173,7 @@ class ChatEngine:
         else:
             stats = StreamStats()
             try:
-                for piece in self.generator.stream(plan.prompt_ids, GenParams.from_settings(self.settings.generation),
+                for piece in self.generator.stream(plan.prompt_ids, GenParams.from_settings(opts.generation or self.settings.generation),
                                                    cancel=opts.cancel, stats=stats):
                     pieces.append(piece)
                     yield Event("token", text=piece)

@@ -31,10 +31,11 @@ def ensure_default_collections(settings: Settings, paths: Paths, names: Sequence
 def build_engine(settings: Settings, paths: Paths, collections: Sequence[str] | None = None,
                  progress: Callable[[str], None] | None = None) -> ChatEngine:
     from chatkit.generation.loader import load_generator
-    from chatkit.models import resolve_embedder
+    from chatkit.models import model_fingerprint, resolve_embedder
     from chatkit.retrieval.embedder import Embedder
     from chatkit.retrieval.service import open_searcher
     from chatkit.training.registry import default_adapter
+    from chatkit.training.shipped import install_shipped
 
     names = list(collections or settings.engine.collections)
     if not names:
@@ -46,6 +47,7 @@ def build_engine(settings: Settings, paths: Paths, collections: Sequence[str] | 
     generator = load_generator(settings, paths, progress)
     engine = ChatEngine(settings, searcher, generator, adapters_dir=paths.adapters,
                         resolve_adapter=lambda name: registered_adapter(paths, name, generator))
+    install_shipped(paths, model_fingerprint(getattr(generator, "model_path", "")))
     adapter = settings.engine.adapter or default_adapter(paths) or "base"
     if adapter != "base":
         engine.use_adapter(adapter)

@@ -11,10 +11,13 @@ from chatkit.cli import (
     cmd_chat,
     cmd_config,
     cmd_conversations,
+    cmd_data,
     cmd_doctor,
     cmd_eval,
     cmd_index,
     cmd_search,
+    cmd_serve,
+    cmd_stats,
     cmd_train,
 )
 from chatkit.errors import NotImplementedYet
@@ -26,12 +29,9 @@ PLANNED: dict[str, tuple[str, list[str]]] = {
     "ask": ("ask one question, get a cited answer", []),
     "chat": ("the terminal chat app", []),
     "conversations": ("list, rate and export conversations", ["ls", "show", "rate", "rm", "export"]),
-    "data": ("make training data from a collection", ["synth"]),
     "train": ("validate data and fine-tune with LoRA", ["validate", "sft"]),
     "adapters": ("the adapter registry", ["ls", "show", "promote", "rollback", "rm", "export"]),
     "eval": ("measure retrieval and answers", ["retrieval", "answers", "compare", "all"]),
-    "serve": ("OpenAI-compatible HTTP API", []),
-    "stats": ("usage statistics from the conversation store", []),
 }
 
 
@@ -41,7 +41,8 @@ def _not_yet(ctx: Any, args: argparse.Namespace) -> int:
 
 
 def register(sub: Any, common: argparse.ArgumentParser) -> None:
-    built = {"train": cmd_train, "adapters": cmd_adapters, "index": cmd_index, "search": cmd_search, "eval": cmd_eval, "config": cmd_config, "doctor": cmd_doctor, "ask": cmd_ask, "chat": cmd_chat, "conversations": cmd_conversations}
+    built = {"train": cmd_train, "adapters": cmd_adapters, "index": cmd_index, "search": cmd_search, "eval": cmd_eval, "config": cmd_config, "doctor": cmd_doctor, "ask": cmd_ask, "chat": cmd_chat, "conversations": cmd_conversations, "data": cmd_data,
+             "serve": cmd_serve, "stats": cmd_stats}
     order = ["index", "search", "ask", "chat", "conversations", "data", "train", "adapters", "eval", "serve", "stats"]
     for verb in order:
         if verb in built:

@@ -13,7 +13,8 @@ REQUIRED_PACKAGES = [
     ("pypdf", "pypdf"), ("selectolax", "selectolax"), ("ranx", "ranx"), ("sacrebleu", "sacrebleu"),
     ("rouge-score", "rouge_score"), ("matplotlib", "matplotlib"),
 ]
-OPTIONAL_PACKAGES = [("llama-cpp-python", "llama_cpp"), ("bitsandbytes", "bitsandbytes"), ("fastapi", "fastapi"), ("uvicorn", "uvicorn")]
+OPTIONAL_PACKAGES = [("llama-cpp-python", "llama_cpp"), ("bitsandbytes", "bitsandbytes"), ("fastapi", "fastapi"), ("uvicorn", "uvicorn"),
+                     ("prometheus-client", "prometheus_client")]
 
 
 @dataclass

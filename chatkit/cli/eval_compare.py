@@ -79,6 +79,10 @@ def compare_adapters(ctx: Any, qa: Path, adapters: Sequence[str], collections: S
     settings = ctx.settings
     if style:
         settings.engine.answer_style = style
+    elif settings.engine.answer_style == "extractive":
+        # Extractive answers quote passages without the model, so every adapter would tie with base.
+        ctx.say("comparing generated answers (--style generative): extractive answers do not use the adapter")
+        settings.engine.answer_style = "generative"
     engine = build_engine(settings, ctx.paths, collections, progress=ctx.say)
     results = answer_all(ctx, engine, items, names)
     meta = {"qa": str(qa), "items": len(items), "model": getattr(engine.generator, "model_id", ""),

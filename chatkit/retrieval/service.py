@@ -9,6 +9,7 @@ from chatkit.config import Paths, Settings
 from chatkit.errors import CollectionError
 from chatkit.retrieval.collection import Collection, check_name
 from chatkit.retrieval.vectors import IndexParams
+from chatkit.types import Chunk
 
 if TYPE_CHECKING:
     from chatkit.retrieval.embedder import Embedder
@@ -77,3 +78,16 @@ def open_searcher_at(settings: Settings, folder: Path, name: str, embedder: Embe
     embedder = embedder or load_embedder(settings)
     col = open_collection_for_search(Collection(folder, name, index_params(settings)), embedder)
     return Searcher(embedder, [col], settings.retrieval)
+
+
+def all_chunks(settings: Settings, paths: Paths, name: str) -> list[Chunk]:
+    """Every chunk of a collection in index order (for data synthesis); a missing or empty one is a CollectionError."""
+    col = collection(settings, paths, name)
+    if not col.exists or col.store.counts()["chunks"] == 0:
+        raise CollectionError(f"collection '{name}' {'is empty' if col.exists else 'does not exist'}", missing_hint(name))
+    out: list[Chunk] = []
+    for ids, _ in col.store.iter_embed_texts():
+        found = col.store.chunks(ids)
+        out.extend(found[i][0] for i in ids if i in found)
+    col.close()
+    return out

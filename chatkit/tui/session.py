@@ -5,24 +5,10 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any
 
-from chatkit.conversations import ConversationStore, StoredTurn, passages_from_hits
+from chatkit.conversations import ConversationStore, StoredTurn, hits_from_passages, passages_from_hits
 from chatkit.engine import ChatEngine, ChatOptions
-from chatkit.types import Chunk, Event, Hit, Turn
-
-
-def hits_from_passages(passages: tuple[dict[str, Any], ...]) -> tuple[Hit, ...]:
-    """Stored passages back into Hits, so a resumed conversation shows its sources and feeds the history."""
-    hits = []
-    for rank, p in enumerate(passages, start=1):
-        heading = tuple(h for h in str(p.get("heading", "")).split(" > ") if h)
-        text = str(p.get("text", ""))
-        chunk = Chunk(str(p.get("doc_id", "")), 0, text, str(p.get("title", "")), heading, 0, len(text),
-                      source=str(p.get("source", "")), chunk_id=int(p.get("chunk_id", -1) or -1))
-        hits.append(Hit(chunk, float(p.get("score", 0.0) or 0.0), rank, p.get("dense_score"), None,
-                        str(p.get("collection", ""))))
-    return tuple(hits)
+from chatkit.types import Event, Hit, Turn
 
 
 @dataclass

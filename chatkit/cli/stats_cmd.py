@@ -1,0 +1,53 @@
+"""`chatkit stats`: usage figures from the conversation store, as a table, JSON or a PNG."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+
+def _num(value: float | None, fmt: str = "{:.2f}") -> str:
+    return "-" if value is None else fmt.format(value)
+
+
+def _pct(value: float | None) -> str:
+    return "-" if value is None else f"{value * 100:.0f}%"
+
+
+def run(ctx: Any, args: Any) -> int:
+    from chatkit.conversations import ConversationStore
+    from chatkit.evaluation.usage import parse_since, plot_usage, usage_stats
+
+    since = parse_since(args.since)  # a bad span fails before the store is opened
+    store = ConversationStore(ctx.paths.conversations_db)
+    try:
+        stats = usage_stats(store.all_turns(since), since)
+    finally:
+        store.close()
+    if args.png:
+        out = plot_usage(stats, Path(args.png))
+        ctx.say(f"wrote {out}")
+    if args.json:
+        print(json.dumps(stats.to_dict(), indent=2))
+        return 0
+    if not stats.overall.questions:
+        ctx.say("no turns in this period (ask something: chatkit ask \"...\", chatkit chat or chatkit serve)")
+        return 0
+    from rich.table import Table
+
+    table = Table(title=f"chatkit usage{' since ' + args.since if args.since else ''}")
+    for col in ("adapter", "answers", "per day", "p50", "p95", "tok/s", "abstain", "+1/-1", "good"):
+        table.add_column(col, justify="left" if col == "adapter" else "right")
+    rows = [*stats.adapters.items(), ("all", stats.overall)] if len(stats.adapters) > 1 else list(stats.adapters.items())
+    for name, g in rows:
+        days = len(g.per_day)
+        table.add_row(name, f"{g.answers}" + (f" (+{g.incomplete} incomplete)" if g.incomplete else ""),
+                      _num(g.answers / days if days else None, "{:.1f}"), _num(g.latency_p50_s, "{:.2f} s"),
+                      _num(g.latency_p95_s, "{:.2f} s"), _num(g.tokens_per_s, "{:.1f}"), _pct(g.abstention_rate),
+                      f"{g.good}/{g.bad}", _pct(g.feedback_ratio))
+    ctx.console.print(table)
+    per_day = stats.overall.per_day
+    if per_day:
+        ctx.console.print("answers per day: " + ", ".join(f"{d} {n}" for d, n in per_day.items()), highlight=False)
+    return 0
