@@ -22,6 +22,8 @@ lint: setup
 unit: setup
 	$(VENV)/pytest -q -m "not slow and not gpu"
 
+# `make test` also installs the llamacpp extra (setup.sh), so the llama.cpp backend is tested too.
+test: export CHATKIT_LLAMACPP = 1
 test: lint
 	$(VENV)/pytest -q -m "not gpu" --durations=15
 

@@ -29,7 +29,7 @@ class ModelsConfig:
     dialogue: str = _f(PACKAGED_DIALOGUE, "Dialogue model: 'packaged:SmolLM2-135M-Instruct', a local Hugging Face model folder, or a hub id (needs allow_online).")
     allow_online: bool = _f(False, "Let Hugging Face libraries reach the network. Off: HF_HUB_OFFLINE=1 and TRANSFORMERS_OFFLINE=1.")
     dtype: str = _f("auto", "Dialogue model dtype: auto (measured on this CPU), float32 or bfloat16.")
-    threads: int = _f(0, "Torch CPU threads; 0 keeps torch's default.")
+    threads: int = _f(0, "CPU threads for the dialogue model (torch, or llama.cpp on the llamacpp backend); 0 keeps torch's default, or every available core for llama.cpp.")
 
 
 @dataclass
@@ -50,7 +50,7 @@ class RetrievalConfig:
 
 @dataclass
 class GenerationConfig:
-    backend: str = _f("auto", "Generation backend: auto, hf or llamacpp.")
+    backend: str = _f("auto", "Generation backend: hf (transformers), llamacpp (llama.cpp, the `llamacpp` extra; runs the model's GGUF), or auto (llamacpp when llama-cpp-python is installed and the model has a GGUF, else hf).")
     max_new_tokens: int = _f(200, "Longest answer in tokens.")
     temperature: float = _f(0.0, "Sampling temperature; 0 means greedy decoding.")
     top_p: float = _f(1.0, "Nucleus sampling threshold (used when temperature > 0).")

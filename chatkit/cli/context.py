@@ -48,16 +48,22 @@ class Context:
 
     @cached_property
     def console(self) -> Any:
-        from rich.console import Console
-
-        return Console()
+        return _console(stderr=False)
 
     @cached_property
     def err_console(self) -> Any:
-        from rich.console import Console
-
-        return Console(stderr=True)
+        return _console(stderr=True)
 
     def say(self, message: str) -> None:
         """Progress and notes go to stderr so stdout stays clean for --json."""
         self.err_console.print(message, highlight=False)
+
+
+def _console(stderr: bool) -> Any:
+    """A rich console that wraps only on a terminal: piped output (files, scripts, tests) keeps whole lines."""
+    import sys
+
+    from rich.console import Console
+
+    stream = sys.stderr if stderr else sys.stdout
+    return Console(stderr=stderr, soft_wrap=not stream.isatty())

@@ -92,6 +92,14 @@ def collect(ctx: Any, skip_models: bool = False) -> list[Check]:
         return "none (CPU only; QLoRA needs a CUDA GPU)", None
 
     _run_check(checks, "gpu", gpu_check, required=False)
+
+    def backend_check() -> tuple[str, Any]:
+        from chatkit.generation.loader import choose_backend
+
+        choice = choose_backend(settings)
+        return f"{choice.backend} ({choice.reason})", None
+
+    _run_check(checks, "generation backend", backend_check, required=False)
     if not skip_models:
         _model_checks(ctx, checks)
     return checks
@@ -131,7 +139,9 @@ def _model_checks(ctx: Any, checks: list[Check]) -> None:
         text = gen.generate(ids, GenParams(max_new_tokens=5, repetition_penalty=1.0))
         if not text.strip():
             raise RuntimeError("the model generated nothing")
-        return f"{gen.model_id} ({gen.dtype}): {text.strip()[:40]!r} ({time.perf_counter() - start:.1f} s)", None
+        fallback = f"; {gen.backend_note}" if "unusable" in gen.backend_note else ""
+        return (f"{gen.model_id} on {gen.backend_name} ({gen.dtype}{fallback}): {text.strip()[:40]!r} "
+                f"({time.perf_counter() - start:.1f} s)"), None
 
     _run_check(checks, "dialogue model", dialogue_check)
 

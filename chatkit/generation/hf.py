@@ -32,6 +32,7 @@ class HFGenerator:
     """A causal LM loaded once; PEFT adapters are switched on the shared base without reloading it."""
 
     backend_name = "hf"
+    backend_note = ""  # why this backend was chosen (generation/loader.py)
 
     def __init__(self, model_path: str, dtype: str = "float32", threads: int = 0) -> None:
         import torch

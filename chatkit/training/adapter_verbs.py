@@ -113,6 +113,8 @@ def _rm(ctx: Any, args: Any) -> int:
 
 def _export(ctx: Any, args: Any) -> int:
     info = registry.get_adapter(ctx.paths, args.name)
+    if getattr(args, "gguf", None):
+        return _export_gguf(ctx, args, info)
     out = Path(args.out).expanduser()
     if out.exists():
         raise InputError(f"{out} already exists", "pass a new folder to --out")
@@ -127,6 +129,23 @@ def _export(ctx: Any, args: Any) -> int:
     registry.check_base(info, base.model_id, base.fingerprint)
     diff = merge_adapter(base.path, info.path, out)
     ctx.say(f"merged {args.name} into {base.model_id} -> {out} (max logit difference {diff:.1e}, limit 1e-3)")
+    return 0
+
+
+def _export_gguf(ctx: Any, args: Any, info: Any) -> int:
+    from chatkit.training.merge import export_gguf
+
+    out = Path(args.gguf).expanduser()
+    if out.exists():
+        raise InputError(f"{out} already exists", "pass a new file name to --gguf")
+    base = _configured_base(ctx)
+    registry.check_base(info, base.model_id, base.fingerprint)
+    result = export_gguf(base.path, info.path, out, args.quant, ctx.say)
+    mib = result["bytes"] / 2**20
+    check = (f"llama.cpp agrees with the merged model on {result['top1_agreement']:.1%} of {result['positions']} next tokens"
+             if result["top1_agreement"] is not None else "not run through llama.cpp: llama-cpp-python is not installed")
+    ctx.say(f"merged {args.name} into {base.model_id} -> {out} ({args.quant}, {mib:.0f} MiB; max logit difference "
+            f"{result['max_abs_logit_diff']:.1e}; {check})")
     return 0
 
 
