@@ -18,9 +18,11 @@ NOW = time.time()
 
 
 def _day(days_ago: float) -> float:
-    """Noon, local time, `days_ago` days back: clear of midnight whatever the time zone."""
+    """A moment on the local date `days_ago` days back, clear of midnight and never in the future:
+    noon on past days, today halfway between midnight and now (before noon, noon is still to come)."""
     t = time.localtime(NOW - days_ago * DAY)
-    return time.mktime((t.tm_year, t.tm_mon, t.tm_mday, 12, 0, 0, 0, 0, -1))
+    midnight = time.mktime((t.tm_year, t.tm_mon, t.tm_mday, 0, 0, 0, 0, 0, -1))
+    return midnight + min(12 * 3600.0, (NOW - midnight) / 2)
 
 
 def add(store: ConversationStore, when: float, adapter: str = "", total: float = 1.0, tps: float = 0.0,

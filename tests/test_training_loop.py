@@ -57,8 +57,10 @@ def test_ask_rate_export_validate_train_load(tiny_model_dir: Path, tmp_path: Pat
     assert r.returncode == 0, r.stderr
     assert json.loads(r.stdout)["formats"] == {"rag": 1}
     r = run_cli(*model, "--set", "training.learning_rate=0.003", "--set", "training.lora_r=8",
-                "train", "sft", "--data", str(data), "--name", "mine", "--max-steps", "16", "--json")
+                "train", "sft", "--data", str(data), "--name", "mine", "--max-steps", "16", "--json",
+                env={"CHATKIT_PROGRESS_EVERY_S": "0"})
     assert r.returncode == 0, r.stderr
+    assert "step 16/16: loss " in r.stderr  # a log file gets progress lines, not a silent wait
     result = json.loads(r.stdout)
     assert result["metrics"]["steps"] == 16 and result["metrics"]["tokens_per_s"] > 0
 

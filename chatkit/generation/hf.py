@@ -11,6 +11,7 @@ from typing import Any
 
 from chatkit.errors import AdapterError, ModelError
 from chatkit.generation.params import GenParams
+from chatkit.generation.sampling import choose, cut_at_stop
 
 Message = dict[str, str]
 
@@ -126,12 +127,13 @@ class HFGenerator:
     def stream(self, prompt_ids: Sequence[int], params: GenParams, cancel: threading.Event | None = None,
                stats: StreamStats | None = None) -> Iterator[str]:
         """Yield text pieces as they are decoded. One generation at a time per model."""
+        import numpy as np
         import torch
         from transformers import DynamicCache
 
         stats = stats if stats is not None else StreamStats()
         stats.prompt_tokens = len(prompt_ids)
-        gen = torch.Generator().manual_seed(params.seed)
+        rng = np.random.default_rng(params.seed)
         with self._lock, torch.inference_mode(), self._adapter_context():
             ids = torch.tensor([list(prompt_ids)], dtype=torch.long)
             cache = DynamicCache()
@@ -139,13 +141,12 @@ class HFGenerator:
             out = self.model(input_ids=ids, past_key_values=cache, use_cache=True)
             generated: list[int] = []
             # Which tokens the repetition penalty applies to: the prompt's and the answer's so far.
-            seen = torch.zeros(out.logits.shape[-1], dtype=torch.bool)
-            seen[ids[0]] = True
+            seen = np.zeros(out.logits.shape[-1], dtype=bool)
+            seen[list(prompt_ids)] = True
             emitted = ""
             t_first = 0.0
             for step in range(params.max_new_tokens):
-                logits = out.logits[0, -1].float()
-                token = self._choose(logits, seen, params, gen)
+                token = choose(out.logits[0, -1].float().numpy(), seen, params, rng)
                 if step == 0:
                     t_first = time.perf_counter()
                     stats.prefill_s = t_first - t0
@@ -157,15 +158,12 @@ class HFGenerator:
                 text = str(self.tokenizer.decode(generated, skip_special_tokens=True))
                 if not text.endswith("\ufffd"):
                     piece, emitted = text[len(emitted):], text
-                    stop_at = _find_stop(emitted, params.stop)
-                    if stop_at is not None:
-                        keep = stop_at - (len(emitted) - len(piece))
-                        if keep > 0:
-                            yield piece[:keep]
+                    shown, stopped = cut_at_stop(emitted, piece, params.stop)
+                    if shown:
+                        yield shown
+                    if stopped:
                         stats.stopped = "stop"
                         break
-                    if piece:
-                        yield piece
                 if cancel is not None and cancel.is_set():
                     stats.stopped = "cancelled"
                     break
@@ -174,23 +172,6 @@ class HFGenerator:
                 stats.stopped = "length"
             stats.new_tokens = len(generated) + (1 if stats.stopped == "eos" else 0)
             stats.decode_s = time.perf_counter() - t_first if t_first else 0.0
-
-    @staticmethod
-    def _choose(logits: Any, seen: Any, params: GenParams, gen: Any) -> int:
-        import torch
-
-        if params.repetition_penalty != 1.0:
-            penal = logits[seen]
-            logits[seen] = torch.where(penal > 0, penal / params.repetition_penalty, penal * params.repetition_penalty)
-        if params.temperature <= 0:
-            return int(torch.argmax(logits))
-        probs = torch.softmax(logits / params.temperature, dim=-1)
-        if params.top_p < 1.0:
-            sorted_p, order = torch.sort(probs, descending=True)
-            keep = torch.cumsum(sorted_p, dim=-1) - sorted_p < params.top_p
-            probs = torch.zeros_like(probs).scatter(0, order[keep], sorted_p[keep])
-            probs = probs / probs.sum()
-        return int(torch.multinomial(probs, 1, generator=gen))
 
     def generate(self, prompt_ids: Sequence[int], params: GenParams) -> str:
         return "".join(self.stream(prompt_ids, params))
@@ -206,7 +187,3 @@ class HFGenerator:
             nll = torch.nn.functional.cross_entropy(logits, target, reduction="sum")
         return float(nll), len(answer_ids)
 
-
-def _find_stop(text: str, stops: tuple[str, ...]) -> int | None:
-    found = [text.find(s) for s in stops if s and s in text]
-    return min(found) if found else None

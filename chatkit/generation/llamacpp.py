@@ -26,8 +26,9 @@ from typing import Any
 
 from chatkit.errors import AdapterError, InputError, ModelError
 from chatkit.generation.gguf_write import ensure_lora_gguf, read_config
-from chatkit.generation.hf import StreamStats, _find_stop
+from chatkit.generation.hf import StreamStats
 from chatkit.generation.params import GenParams
+from chatkit.generation.sampling import choose, cut_at_stop
 
 Message = dict[str, str]
 HINT_HF = "use the transformers backend: --set generation.backend=hf"
@@ -404,14 +405,12 @@ class LlamaCppGenerator:
                 piece = decoder.decode(self._piece(token))
                 if piece:
                     emitted += piece
-                    stop_at = _find_stop(emitted, params.stop)
-                    if stop_at is not None:
-                        keep = stop_at - (len(emitted) - len(piece))
-                        if keep > 0:
-                            yield piece[:keep]
+                    shown, stopped = cut_at_stop(emitted, piece, params.stop)
+                    if shown:
+                        yield shown
+                    if stopped:
                         stats.stopped = "stop"
                         break
-                    yield piece
                 if cancel is not None and cancel.is_set():
                     stats.stopped = "cancelled"
                     break
@@ -457,27 +456,6 @@ class LlamaCppGenerator:
                     logits = self._eval([tok])
         return nll, len(answer)
 
-
-def choose(logits: Any, seen: Any, params: GenParams, rng: Any) -> int:
-    """The hf backend's token choice, in numpy: repetition penalty, then greedy or temperature + top-p."""
-    import numpy as np
-
-    if params.repetition_penalty != 1.0:
-        penal = logits[seen]
-        logits[seen] = np.where(penal > 0, penal / params.repetition_penalty, penal * params.repetition_penalty)
-    if params.temperature <= 0:
-        return int(np.argmax(logits))
-    z = logits.astype(np.float64) / params.temperature
-    probs = np.exp(z - z.max())
-    probs /= probs.sum()
-    if params.top_p < 1.0:
-        order = np.argsort(-probs, kind="stable")
-        sorted_p = probs[order]
-        keep = np.cumsum(sorted_p) - sorted_p < params.top_p
-        probs = np.zeros_like(probs)
-        probs[order[keep]] = sorted_p[keep]
-        probs /= probs.sum()
-    return int(rng.choice(len(probs), p=probs))
 
 
 def top1_agreement(a: Sequence[Any], b: Sequence[Any]) -> tuple[float, int]:

@@ -4,9 +4,13 @@ that stops at the end of the current step with a resumable checkpoint."""
 from __future__ import annotations
 
 import math
+import os
 import signal
 import time
 from typing import Any
+
+# Seconds between progress lines when stderr is not a terminal (a log file); tests set it to 0.
+LINE_EVERY_S = float(os.environ.get("CHATKIT_PROGRESS_EVERY_S", "30"))
 
 
 def _callback_base() -> type:
@@ -35,10 +39,12 @@ def progress_callback(console: Any) -> Any:
             self.loss = float("nan")
             self.tokens_per_s = 0.0
             self.epochs: list[dict[str, float]] = []
+            self.last_line = 0.0
 
         def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
             if not state.is_world_process_zero:
                 return
+            self.last_line = time.perf_counter()
             self.progress = Progress(
                 TextColumn("[bold]training[/]"), BarColumn(), MofNCompleteColumn(),
                 TextColumn("loss {task.fields[loss]}"), TextColumn("{task.fields[tps]} tok/s"),
@@ -58,6 +64,13 @@ def progress_callback(console: Any) -> Any:
             self.tokens_per_s = tokens / elapsed if elapsed > 0 else 0.0
             loss = "-" if math.isnan(self.loss) else f"{self.loss:.3f}"
             self.progress.update(self.task, completed=state.global_step, loss=loss, tps=f"{self.tokens_per_s:,.0f}")
+            # A log file or pipe gets no live bar, so it gets a line every half minute instead.
+            if not console.is_terminal and time.perf_counter() - self.last_line >= LINE_EVERY_S:
+                self.last_line = time.perf_counter()
+                done = state.global_step - self.start_step
+                left = (state.max_steps - state.global_step) * elapsed / done if done else 0.0
+                console.print(f"step {state.global_step}/{state.max_steps}: loss {loss}, {self.tokens_per_s:,.0f} tok/s, "
+                              f"ETA {left / 60:.0f} min", highlight=False)
 
         def on_log(self, args: Any, state: Any, control: Any, logs: dict[str, float] | None = None, **kwargs: Any) -> None:
             if logs and "loss" in logs:

@@ -44,10 +44,28 @@ def max_logit_diff(a: list[Any], b: list[Any]) -> float:
     return max(float((x - y).abs().max()) for x, y in zip(a, b, strict=True))
 
 
+def merged_and_checked(base: Any, adapter_dir: Path, prompts: list[list[int]], tolerance: float) -> tuple[Any, float]:
+    """base + adapter merged, and the max logit difference from the unmerged adapter; refuses past `tolerance`."""
+    from peft import PeftModel
+
+    try:
+        model = PeftModel.from_pretrained(base, str(adapter_dir))
+    except Exception as exc:  # peft raises many kinds for a mismatched or broken adapter
+        raise AdapterError(f"cannot load adapter '{adapter_dir.name}': {str(exc).splitlines()[0][:160]}",
+                           "the adapter may be corrupt or made for another base model") from None
+    model.eval()
+    with_adapter = _logits(model, prompts)
+    merged = model.merge_and_unload()
+    diff = max_logit_diff(with_adapter, _logits(merged, prompts))
+    if not diff <= tolerance:  # also catches NaN
+        raise AdapterError(f"merged logits differ from the adapter's by {diff:.2e} (> {tolerance:g}); nothing was written",
+                           f"use the adapter unmerged: `chatkit adapters export {adapter_dir.name} --out DIR`")
+    return merged, diff
+
+
 def merge_adapter(base_path: str, adapter_dir: Path, out: Path, tolerance: float = TOLERANCE) -> float:
     """Write base+adapter merged into `out` (which must not exist); returns the max logit difference."""
     import torch
-    from peft import PeftModel
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from chatkit.training.setup import quiet_libraries
@@ -57,19 +75,8 @@ def merge_adapter(base_path: str, adapter_dir: Path, out: Path, tolerance: float
     quiet_libraries()
     tokenizer = AutoTokenizer.from_pretrained(base_path)
     base = AutoModelForCausalLM.from_pretrained(base_path, dtype=torch.float32)
-    try:
-        model = PeftModel.from_pretrained(base, str(adapter_dir))
-    except Exception as exc:  # peft raises many kinds for a mismatched or broken adapter
-        raise AdapterError(f"cannot load adapter '{adapter_dir.name}': {str(exc).splitlines()[0][:160]}",
-                           "the adapter may be corrupt or made for another base model") from None
-    model.eval()
     prompts = sample_ids(tokenizer)
-    with_adapter = _logits(model, prompts)
-    merged = model.merge_and_unload()
-    diff = max_logit_diff(with_adapter, _logits(merged, prompts))
-    if not diff <= tolerance:  # also catches NaN
-        raise AdapterError(f"merged logits differ from the adapter's by {diff:.2e} (> {tolerance:g}); nothing was written",
-                           f"use the adapter unmerged: `chatkit adapters export {adapter_dir.name} --out DIR`")
+    merged, diff = merged_and_checked(base, adapter_dir, prompts, tolerance)
     info = {"adapter": adapter_dir.name, "base_path": base_path, "max_abs_logit_diff": diff, "tolerance": tolerance}
 
     def fill(tmp: Path) -> None:
@@ -123,20 +130,7 @@ def export_gguf(base_path: str, adapter_dir: Path | None, out: Path, quant: str 
     prompts = sample_ids(tokenizer)
     diff = 0.0
     if adapter_dir is not None:
-        from peft import PeftModel
-
-        try:
-            model = PeftModel.from_pretrained(model, str(adapter_dir))
-        except Exception as exc:  # peft raises many kinds for a mismatched or broken adapter
-            raise AdapterError(f"cannot load adapter '{adapter_dir.name}': {str(exc).splitlines()[0][:160]}",
-                               "the adapter may be corrupt or made for another base model") from None
-        model.eval()
-        with_adapter = _logits(model, prompts)
-        model = model.merge_and_unload()
-        diff = max_logit_diff(with_adapter, _logits(model, prompts))
-        if not diff <= tolerance:
-            raise AdapterError(f"merged logits differ from the adapter's by {diff:.2e} (> {tolerance:g}); nothing was written",
-                               f"use the adapter unmerged: `chatkit adapters export {adapter_dir.name} --out DIR`")
+        model, diff = merged_and_checked(model, adapter_dir, prompts, tolerance)
     model.eval()
     reference = [x.numpy() for x in _logits(model, prompts)]
     out.parent.mkdir(parents=True, exist_ok=True)
