@@ -90,6 +90,8 @@ class TrainingConfig:
     eval_every_epoch: bool = _f(True, "Compute validation loss and perplexity each epoch.")
     val_fraction: float = _f(0.1, "Share of rows held out for validation when no --val file is given (used from 20 rows; 0 = none).")
     group_by_length: bool = _f(True, "Batch rows of similar length together: less padding, more tokens/s.")
+    pad_to_multiple_of: int = _f(64, "Pad each batch to a multiple of this many tokens (0 = no padding). On a CPU every new "
+                                     "sequence length compiles new oneDNN kernels, which costs time and memory; a few lengths are reused.")
     logging_steps: int = _f(5, "Optimizer steps between loss lines in the training log.")
 
 

@@ -111,6 +111,7 @@ def sft_config(cfg: TrainingConfig, out_dir: Path, *, has_eval: bool, bf16: bool
         seed=cfg.seed,
         max_length=cfg.max_length,
         packing=cfg.packing,
+        pad_to_multiple_of=cfg.pad_to_multiple_of or None,
         # SFTConfig turns these two on by default; here they follow the config.
         activation_checkpointing=cfg.gradient_checkpointing,
         bf16=bf16,
@@ -134,12 +135,13 @@ def sft_config(cfg: TrainingConfig, out_dir: Path, *, has_eval: bool, bf16: bool
 def build_trainer(settings: Any, base_path: str, tokenizer: Any, run_dir: Path, bf16: bool, max_steps: int | None,
                   train_dataset: Any, eval_dataset: Any, callbacks: list[Any]) -> Any:
     from transformers import PrinterCallback
-    from trl import SFTTrainer
+
+    from chatkit.training.trainer import ChatkitSFTTrainer
 
     cfg = settings.training
     quiet_libraries()
     model = load_base_model(base_path, cfg, bf16, settings.models.threads)
-    trainer = SFTTrainer(
+    trainer = ChatkitSFTTrainer(
         model=model, args=sft_config(cfg, run_dir, has_eval=eval_dataset is not None, bf16=bf16, max_steps=max_steps),
         train_dataset=train_dataset, eval_dataset=eval_dataset, processing_class=tokenizer,
         peft_config=lora_config(cfg), callbacks=callbacks,
