@@ -17,6 +17,10 @@ PACKAGED_EMBEDDER = "packaged:all-MiniLM-L6-v2"
 PACKAGED_DIALOGUE = "packaged:SmolLM2-135M-Instruct"
 
 
+# Activations cost ~2.3 MB per token for the 135M model in training: past this a row's step needs over ~1.2 GB.
+CHECKPOINT_ABOVE_TOKENS = 512
+
+
 def _f(default: Any, help: str) -> Any:
     if isinstance(default, list | dict):
         return field(default_factory=lambda: type(default)(default), metadata={"help": help})
@@ -73,7 +77,8 @@ class EngineConfig:
 class TrainingConfig:
     lora_r: int = _f(16, "LoRA rank.")
     lora_alpha: int = _f(32, "LoRA alpha (scale = alpha / r).")
-    lora_dropout: float = _f(0.05, "LoRA dropout.")
+    lora_dropout: float = _f(0.0, "LoRA dropout. 0 lets PEFT skip the dropout copy of every adapted input: ~25 % faster and "
+                                    "~1 GB less peak memory per 1,000-token row on a CPU.")
     target_modules: list[str] = _f(["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"], "Modules that get LoRA matrices.")
     learning_rate: float = _f(2e-4, "Peak learning rate.")
     epochs: float = _f(2.0, "Training epochs.")
@@ -83,7 +88,10 @@ class TrainingConfig:
     warmup_ratio: float = _f(0.05, "Share of steps spent warming the learning rate up.")
     seed: int = _f(0, "Training seed.")
     packing: bool = _f(False, "Pack several short rows into one sequence.")
-    gradient_checkpointing: bool = _f(False, "Trade compute for memory.")
+    gradient_checkpointing: str = _f("auto", "Recompute activations in the backward pass instead of keeping them: auto "
+                                            f"(on when the longest training row is over {CHECKPOINT_ABOVE_TOKENS} tokens), true or false. "
+                                            "On a CPU with the 135M model it cuts the peak of 1,024-token rows from ~4.4 to ~2.6 GB "
+                                            "for ~28 % fewer tokens/s.")
     quantization: str = _f("none", "none or nf4 (QLoRA, needs a CUDA GPU and bitsandbytes).")
     bf16: str = _f("auto", "bf16 autocast: auto, true or false.")
     optim: str = _f("adamw_torch", "Optimizer name as in transformers (e.g. paged_adamw_8bit on GPU).")
@@ -92,6 +100,8 @@ class TrainingConfig:
     group_by_length: bool = _f(True, "Batch rows of similar length together: less padding, more tokens/s.")
     pad_to_multiple_of: int = _f(64, "Pad each batch to a multiple of this many tokens (0 = no padding). On a CPU every new "
                                      "sequence length compiles new oneDNN kernels, which costs time and memory; a few lengths are reused.")
+    malloc_arenas: int = _f(1, "glibc malloc arenas while training on a CPU (0 = glibc's default, one per thread). "
+                                 "One arena lowers peak memory at no measured cost in speed.")
     logging_steps: int = _f(5, "Optimizer steps between loss lines in the training log.")
 
 
@@ -248,6 +258,7 @@ _CHOICES = {
     "models.dtype": ("auto", "float32", "bfloat16"),
     "training.quantization": ("none", "nf4"),
     "training.bf16": ("auto", "true", "false"),
+    "training.gradient_checkpointing": ("auto", "true", "false"),
 }
 
 

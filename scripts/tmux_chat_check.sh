@@ -3,7 +3,8 @@
 # check that an answer with sources is on screen; then quit with ctrl+q and check the app is gone.
 # Skips (exit 0) when tmux is missing. Usage: scripts/tmux_chat_check.sh ["question"]
 # Env: CHATKIT_HOME (default: .test-home, shared with the slow tests so the model is converted once),
-#      CHATKIT_BIN, CHECK_TIMEOUT (seconds to wait for the model and the answer, default 600).
+#      CHATKIT_BIN, CHECK_TIMEOUT (seconds to wait for the model and the answer, default 600),
+#      CHAT_ARGS (more `chat` options, e.g. "--adapter tutor --set generation.backend=llamacpp").
 set -euo pipefail
 
 if ! command -v tmux >/dev/null 2>&1; then
@@ -41,7 +42,7 @@ wait_for() {
 
 mkdir -p "$DATA"
 tmux new-session -d -s "$SESSION" -x 120 -y 40 \
-    "env CHATKIT_HOME='$DATA' TERM=xterm-256color '$BIN' chat --new; sleep 30"
+    "env CHATKIT_HOME='$DATA' TERM=xterm-256color '$BIN' chat --new ${CHAT_ARGS:-}; sleep 30"
 
 # The status bar names the model once it is loaded (first run: converts the model, indexes the corpora).
 wait_for "adapter .* · .* k=[0-9]+" "^ *loading|no model"

@@ -18,9 +18,9 @@ from tests.conftest import ROOT, run_cli
 
 def test_shipped_configs_load_and_say_what_the_issue_asks() -> None:
     cpu = load_settings([ROOT / "configs" / "sft-cpu.yaml"]).training
-    assert not cpu.gradient_checkpointing and cpu.bf16 == "auto" and cpu.quantization == "none"
+    assert cpu.gradient_checkpointing == "auto" and cpu.bf16 == "auto" and cpu.quantization == "none"
     gpu = load_settings([ROOT / "configs" / "qlora-gpu.yaml"]).training
-    assert gpu.quantization == "nf4" and gpu.bf16 == "true" and gpu.gradient_checkpointing and gpu.optim == "paged_adamw_8bit"
+    assert gpu.quantization == "nf4" and gpu.bf16 == "true" and gpu.gradient_checkpointing == "true" and gpu.optim == "paged_adamw_8bit"
     ddp = yaml.safe_load((ROOT / "configs" / "accelerate" / "ddp.yaml").read_text())
     zero2 = yaml.safe_load((ROOT / "configs" / "accelerate" / "deepspeed-zero2.yaml").read_text())
     assert ddp["distributed_type"] == "MULTI_GPU" and zero2["deepspeed_config"]["zero_stage"] == 2
@@ -81,3 +81,25 @@ def test_qlora_gpu_config_trains_on_cuda(tiny_model_dir: Path, tmp_path: Path) -
     metrics = json.loads(r.stdout)["metrics"]
     print(f"qlora tiny model: {metrics['steps'] / metrics['train_seconds']:.2f} steps/s, {metrics['tokens_per_s']:.0f} tokens/s")
     assert metrics["steps"] == 20
+
+
+def test_malloc_arena_cap_applies_in_a_fresh_process() -> None:
+    code = ("from chatkit.training.memory import limit_malloc_arenas as f; "
+            "print(f(0), f(1))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT).stdout.split()
+    assert out == ["False", "True" if sys.platform.startswith("linux") else "False"]
+
+
+def test_auto_checkpointing_follows_the_longest_row() -> None:
+    from chatkit.config import CHECKPOINT_ABOVE_TOKENS
+    from chatkit.training.setup import checkpointing
+    from chatkit.training.sft import resolve_checkpointing
+
+    auto = TrainingConfig()
+    assert auto.gradient_checkpointing == "auto" and not checkpointing(auto)
+    assert resolve_checkpointing(auto, CHECKPOINT_ABOVE_TOKENS).gradient_checkpointing == "false"
+    assert checkpointing(resolve_checkpointing(auto, CHECKPOINT_ABOVE_TOKENS + 1))
+    forced = TrainingConfig(gradient_checkpointing="false")
+    assert resolve_checkpointing(forced, 100_000) is forced
+    with pytest.raises(ConfigError, match="gradient_checkpointing"):
+        load_settings(overrides=["training.gradient_checkpointing=maybe"])

@@ -16,6 +16,11 @@ def cuda_available() -> bool:
     return bool(torch.cuda.is_available())
 
 
+def checkpointing(cfg: TrainingConfig) -> bool:
+    """Gradient checkpointing on? `auto` is resolved from the data by training.sft before this is asked."""
+    return cfg.gradient_checkpointing == "true"
+
+
 def use_bf16(cfg: TrainingConfig, cache_dir: Path | None) -> bool:
     """bf16 autocast only where it is fast: CUDA with bf16, or a CPU where bf16 matmuls measured faster.
 
@@ -90,7 +95,7 @@ def load_base_model(path: str, cfg: TrainingConfig, bf16: bool, threads: int = 0
     if cfg.quantization == "nf4":
         from peft import prepare_model_for_kbit_training
 
-        model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=cfg.gradient_checkpointing)
+        model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=checkpointing(cfg))
     check_target_modules(model, cfg)
     return model
 
@@ -113,7 +118,7 @@ def sft_config(cfg: TrainingConfig, out_dir: Path, *, has_eval: bool, bf16: bool
         packing=cfg.packing,
         pad_to_multiple_of=cfg.pad_to_multiple_of or None,
         # SFTConfig turns these two on by default; here they follow the config.
-        activation_checkpointing=cfg.gradient_checkpointing,
+        activation_checkpointing=checkpointing(cfg),
         bf16=bf16,
         optim=cfg.optim,
         train_sampling_strategy="group_by_length" if cfg.group_by_length and not cfg.packing else "random",

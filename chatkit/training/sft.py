@@ -12,11 +12,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from chatkit.config import Paths, Settings
+from chatkit.config import CHECKPOINT_ABOVE_TOKENS, Paths, Settings, TrainingConfig
 from chatkit.errors import AdapterError, DataError, InputError
 from chatkit.training import registry, runs
 from chatkit.training.base import BaseModel, load_tokenizer, resolve_base
 from chatkit.training.formats import Row
+from chatkit.training.memory import limit_malloc_arenas
 from chatkit.training.prepare import Prepared, lines_text, prepare
 from chatkit.training.rows import LoadedFile, load_clean
 
@@ -86,8 +87,16 @@ def _run_name(req: SftRequest, paths: Paths, expected: dict[str, Any]) -> tuple[
     return name, None
 
 
+def resolve_checkpointing(cfg: TrainingConfig, longest_row: int) -> TrainingConfig:
+    """`auto` becomes true or false from the data, so the run's recorded config says what was done."""
+    if cfg.gradient_checkpointing != "auto":
+        return cfg
+    return dataclasses.replace(cfg, gradient_checkpointing=str(longest_row > CHECKPOINT_ABOVE_TOKENS).lower())
+
+
 def run_sft(settings: Settings, paths: Paths, req: SftRequest, console: Any, say: Callable[[str], None]) -> SftResult:
     cfg = settings.training
+    limit_malloc_arenas(cfg.malloc_arenas)
     train_file = load_clean(req.data)
     val_file = load_clean(req.val) if req.val else None
     base = resolve_base(settings, paths, say)
@@ -97,6 +106,8 @@ def run_sft(settings: Settings, paths: Paths, req: SftRequest, console: Any, say
     run_dir = runs.runs_dir(paths) / name
     tokenizer = load_tokenizer(base)
     train, val = _split_and_prepare(tokenizer, train_file, val_file, cfg, say)
+    cfg = resolve_checkpointing(cfg, max(len(e.input_ids) for e in train.examples))
+    settings = dataclasses.replace(settings, training=cfg)
 
     from chatkit.training.callbacks import interrupt_callback, progress_callback
     from chatkit.training.setup import build_trainer, use_bf16
