@@ -82,3 +82,13 @@ def test_set_key_coerces_types() -> None:
 def test_override_without_equals() -> None:
     with pytest.raises(ConfigError, match="key=value"):
         load_settings(overrides=["retrieval.k"])
+
+
+def test_word_valued_keys_read_an_unquoted_boolean_as_the_word(tmp_path: Path) -> None:
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("training:\n  bf16: true\n  gradient_checkpointing: false\n")
+    s = load_settings([cfg], ["training.quantization=none"])
+    assert (s.training.bf16, s.training.gradient_checkpointing) == ("true", "false")
+    assert load_settings(overrides=["training.bf16=false"]).training.bf16 == "false"
+    with pytest.raises(ConfigError, match="one of"):
+        load_settings(overrides=["training.bf16=maybe"])

@@ -346,3 +346,22 @@ def test_every_cli_verb_subverb_and_config_key_is_in_the_handbook() -> None:
                 missing.append(f"chatkit {verb} {sub}")
     missing += [key for key in all_keys() if key.lower() not in handbook]
     assert not missing, f"not in corpora/handbook: {missing}"
+
+
+def _as_written(value: Any) -> str:
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, list):
+        return "[" + ", ".join(map(str, value)) + "]"
+    return str(value) if value != "" else "''"
+
+
+def test_the_config_key_reference_states_every_current_default() -> None:
+    """A default changed in config.py must change in the handbook table the assistant answers from."""
+    from chatkit.config import all_keys
+
+    table = (CORPORA / "handbook" / "04-config-key-reference.md").read_text(encoding="utf-8")
+    stated = dict(re.findall(r"^\| `([a-z0-9_]+\.[a-z0-9_]+)` \| `([^`]*)` \|", table, re.MULTILINE))
+    wrong = {key: (stated.get(key), _as_written(default)) for key, (default, _help) in all_keys().items()
+             if stated.get(key) != _as_written(default)}
+    assert not wrong, f"handbook default vs config default: {wrong}"
