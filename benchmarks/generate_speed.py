@@ -26,9 +26,9 @@ os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
 os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 
 from chatkit.config import Paths, Settings, default_home  # noqa: E402
-from chatkit.generation import GenParams  # noqa: E402
+from chatkit.generation.base import GenParams, StreamStats  # noqa: E402
 from chatkit.generation.device import pick_dtype  # noqa: E402
-from chatkit.generation.hf import HFGenerator, StreamStats  # noqa: E402
+from chatkit.generation.hf import HFGenerator  # noqa: E402
 from chatkit.models import resolve_dialogue  # noqa: E402
 from chatkit.prompting import Passage, PromptTurn, build_messages  # noqa: E402
 

@@ -61,6 +61,7 @@ class GenerationConfig:
     repetition_penalty: float = _f(1.1, "Penalty for repeating tokens (1.0 = none).")
     context_tokens: int = _f(2048, "Prompt + answer budget in model tokens.")
     seed: int = _f(0, "Random seed for sampling.")
+    stop: list[str] = _f(["\nQuestion:", "\nPassages:"], "Stop strings: the answer ends before the first one (the defaults end an answer that runs on into a new question of the prompt format).")
 
 
 @dataclass

@@ -16,37 +16,44 @@ from chatkit.errors import InputError
 from chatkit.prompting import SYSTEM_PROMPT, Passage, PromptTurn, build_messages
 from chatkit.types import Chunk, Hit
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS conversations (
-    id INTEGER PRIMARY KEY,
-    title TEXT NOT NULL,
-    created REAL NOT NULL,
-    updated REAL NOT NULL
-);
-CREATE TABLE IF NOT EXISTS turns (
-    id INTEGER PRIMARY KEY,
-    conversation_id INTEGER NOT NULL REFERENCES conversations(id) ON DELETE CASCADE,
-    idx INTEGER NOT NULL,
-    question TEXT NOT NULL,
-    answer TEXT NOT NULL DEFAULT '',
-    passages TEXT NOT NULL DEFAULT '[]',
-    model TEXT NOT NULL DEFAULT '',
-    adapter TEXT NOT NULL DEFAULT '',
-    timings TEXT NOT NULL DEFAULT '{}',
-    abstained INTEGER NOT NULL DEFAULT 0,
-    complete INTEGER NOT NULL DEFAULT 0,
-    source TEXT NOT NULL DEFAULT 'cli',
-    created REAL NOT NULL,
-    UNIQUE (conversation_id, idx)
-);
-CREATE TABLE IF NOT EXISTS feedback (
-    turn_id INTEGER PRIMARY KEY REFERENCES turns(id) ON DELETE CASCADE,
-    rating INTEGER NOT NULL CHECK (rating IN (-1, 1)),
-    comment TEXT NOT NULL DEFAULT '',
-    created REAL NOT NULL
-);
-CREATE INDEX IF NOT EXISTS turns_by_time ON turns(created);
-"""
+# Each step takes the database from version n-1 to n (step n is MIGRATIONS[n - 1]) in one transaction, so
+# a store with ratings users cannot rebuild is upgraded in place, never recreated. Version 0 is a new file,
+# or one written before versioning, whose tables are version 1's (hence IF NOT EXISTS in step 1).
+# To change the schema, append a step; never edit a published one.
+MIGRATIONS: tuple[tuple[str, ...], ...] = (
+    (
+        """CREATE TABLE IF NOT EXISTS conversations (
+            id INTEGER PRIMARY KEY,
+            title TEXT NOT NULL,
+            created REAL NOT NULL,
+            updated REAL NOT NULL
+        )""",
+        """CREATE TABLE IF NOT EXISTS turns (
+            id INTEGER PRIMARY KEY,
+            conversation_id INTEGER NOT NULL REFERENCES conversations(id) ON DELETE CASCADE,
+            idx INTEGER NOT NULL,
+            question TEXT NOT NULL,
+            answer TEXT NOT NULL DEFAULT '',
+            passages TEXT NOT NULL DEFAULT '[]',
+            model TEXT NOT NULL DEFAULT '',
+            adapter TEXT NOT NULL DEFAULT '',
+            timings TEXT NOT NULL DEFAULT '{}',
+            abstained INTEGER NOT NULL DEFAULT 0,
+            complete INTEGER NOT NULL DEFAULT 0,
+            source TEXT NOT NULL DEFAULT 'cli',
+            created REAL NOT NULL,
+            UNIQUE (conversation_id, idx)
+        )""",
+        """CREATE TABLE IF NOT EXISTS feedback (
+            turn_id INTEGER PRIMARY KEY REFERENCES turns(id) ON DELETE CASCADE,
+            rating INTEGER NOT NULL CHECK (rating IN (-1, 1)),
+            comment TEXT NOT NULL DEFAULT '',
+            created REAL NOT NULL
+        )""",
+        "CREATE INDEX IF NOT EXISTS turns_by_time ON turns(created)",
+    ),
+)
+SCHEMA_VERSION = len(MIGRATIONS)
 
 
 @dataclass(frozen=True)
@@ -109,12 +116,37 @@ class ConversationStore:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.db = sqlite3.connect(str(path), timeout=30, check_same_thread=False, isolation_level=None)
         self.db.row_factory = sqlite3.Row
+        self._refuse_newer()  # before WAL mode, which would rewrite the file's header
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA foreign_keys=ON")
-        self.db.executescript(SCHEMA)
+        self._migrate()
 
     def close(self) -> None:
         self.db.close()
+
+    def schema_version(self) -> int:
+        return int(self.db.execute("PRAGMA user_version").fetchone()[0])
+
+    def _migrate(self) -> None:
+        """Bring the file to SCHEMA_VERSION, one step per transaction."""
+        for target in range(self.schema_version() + 1, SCHEMA_VERSION + 1):
+            with self._tx() as db:
+                # Another process may have migrated while this one waited for the write lock.
+                if self.schema_version() >= target:
+                    continue
+                for statement in MIGRATIONS[target - 1]:
+                    db.execute(statement)
+                db.execute(f"PRAGMA user_version = {target}")
+
+    def _refuse_newer(self) -> None:
+        """A file written by a newer chatkit is refused and left exactly as it is."""
+        version = self.schema_version()
+        if version > SCHEMA_VERSION:
+            self.db.close()
+            raise InputError(
+                f"{self.path} has conversation schema version {version}, this chatkit reads up to {SCHEMA_VERSION}",
+                "open it with the newer chatkit that wrote it; the file was left unchanged",
+            )
 
     @contextmanager
     def _tx(self) -> Iterator[sqlite3.Connection]:

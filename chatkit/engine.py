@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -10,7 +11,9 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from chatkit.config import GenerationConfig, Settings
-from chatkit.errors import AdapterError, InputError
+from chatkit.corpus.sentences import split_sentences
+from chatkit.errors import AdapterError, InputError, ModelError
+from chatkit.generation.base import Generator, GenParams, StreamStats
 from chatkit.prompting import (
     ABSTAIN_TEXT,
     SYSTEM_PROMPT,
@@ -20,7 +23,6 @@ from chatkit.prompting import (
     fit_to_budget,
     parse_citations,
     says_abstain,
-    split_sentences,
     standalone_query,
     strip_invalid_citations,
 )
@@ -33,17 +35,11 @@ class Searcher(Protocol):
     def search(self, query: str, k: int | None = None, mode: str | None = None) -> list[Hit]: ...
 
 
-class Generator(Protocol):
-    model_id: str
-    active_adapter: str | None
+class GenerationCache(Protocol):
+    """Generations kept by key (eval re-runs reuse them); the engine computes the key."""
 
-    @property
-    def max_context(self) -> int: ...
-
-    def render(self, messages: Sequence[dict[str, str]], add_generation_prompt: bool = True) -> list[int]: ...
-    def stream(self, prompt_ids: Sequence[int], params: Any, cancel: threading.Event | None = None, stats: Any = None) -> Iterator[str]: ...
-    def load_adapter(self, name: str, path: Path) -> None: ...
-    def set_adapter(self, name: str | None) -> None: ...
+    def get(self, key: str) -> tuple[str, dict[str, float]] | None: ...
+    def put(self, key: str, text: str, stats: dict[str, float]) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -54,6 +50,10 @@ class ChatOptions:
     cancel: threading.Event | None = None
     style: str | None = None  # generative | extractive | auto (None: from config)
     generation: GenerationConfig | None = None  # per-request sampling and length (None: settings.generation)
+    retrieval: bool = True  # False: plain chat, `messages` go to the model as they are; no passages, no citations
+    messages: tuple[dict[str, str], ...] = ()
+    cache: GenerationCache | None = None
+    answer_tokens: int | None = None  # cut any answer, extractive ones too, to this many tokens (OpenAI's max_tokens)
 
 
 EXTRACTIVE_PASSAGE_WEIGHT = 0.5  # chosen on corpora/qa: token F1 0.300 at 0.0, 0.310 at 0.5, 0.308 at 1.0
@@ -84,6 +84,15 @@ class Plan:
     warning: str | None = None
     abstain_reason: str = ""
     best_similarity: float = 0.0
+    retrieval: bool = True
+
+
+@dataclass
+class Outcome:
+    """How a generation ended."""
+
+    complete: bool = True
+    error: str = ""
 
 
 def passage_of(hit: Hit) -> Passage:
@@ -91,35 +100,96 @@ def passage_of(hit: Hit) -> Passage:
 
 
 class ChatEngine:
-    def __init__(self, settings: Settings, searcher: Searcher, generator: Generator, adapters_dir: Path | None = None,
-                 resolve_adapter: Callable[[str], Path] | None = None) -> None:
+    """Answers questions; the dialogue model is loaded on first generative use (`load_generator`), so
+    search and extractive answers never pay for it."""
+
+    def __init__(self, settings: Settings, searcher: Searcher, generator: Generator | None = None,
+                 adapters_dir: Path | None = None, resolve_adapter: Callable[[str], Path] | None = None,
+                 load_generator: Callable[[], Generator] | None = None,
+                 default_adapter: Callable[[], str | None] | None = None) -> None:
         self.settings = settings
         self.searcher = searcher
-        self.generator = generator
+        self._generator = generator
+        self._load_generator = load_generator
+        self._load_lock = threading.Lock()
+        # An adapter chosen before the model loaded is applied when it loads; unchosen, `default_adapter`
+        # decides then (after loading, which may install the shipped adapters).
+        self._wanted_adapter: str | None = None
+        self._adapter_chosen = False
+        self._default_adapter = default_adapter
         self.adapters_dir = adapters_dir
-        # The runtime passes the registry's lookup, which also refuses adapters made for another base model.
+        # The assembly passes the registry's lookup, which also refuses adapters made for another base model.
         self.resolve_adapter = resolve_adapter
+
+    # --- the dialogue model -------------------------------------------------------------------
+
+    @property
+    def generator(self) -> Generator:
+        """The dialogue model, loaded now if it was not yet."""
+        if self._generator is None:
+            with self._load_lock:
+                if self._generator is None:
+                    if self._load_generator is None:
+                        raise ModelError("this engine has no dialogue model", "build it with chatkit.assembly.build_engine")
+                    generator = self._load_generator()
+                    self._generator = generator
+                    self._apply_adapter(self._pending_adapter())
+        return self._generator
+
+    @property
+    def generator_loaded(self) -> bool:
+        return self._generator is not None
+
+    @property
+    def model_id(self) -> str:
+        """The dialogue model's id, or "" while it is not loaded (no answer has used it)."""
+        return self._generator.model_id if self._generator is not None else ""
+
+    def style_of(self, options: ChatOptions | None = None) -> str:
+        opts = options or ChatOptions()
+        if not opts.retrieval:
+            return "generative"
+        return opts.style or self.settings.engine.answer_style
+
+    def needs_generator(self, options: ChatOptions | None = None) -> bool:
+        return self.style_of(options) != "extractive"
 
     # --- adapters -----------------------------------------------------------------------------
 
     def use_adapter(self, name: str | None) -> None:
-        """Switch adapters on the warm base model ('base' or None: no adapter)."""
-        if name in (None, "", "base"):
-            self.generator.set_adapter(None)
+        """Switch adapters on the warm base model ('base' or None: no adapter); before the model is
+        loaded the choice is remembered and applied when it loads."""
+        wanted = None if name in (None, "", "base") else name
+        if self._generator is None:
+            self._wanted_adapter, self._adapter_chosen = wanted, True
             return
-        assert name is not None
+        self._apply_adapter(wanted)
+
+    def _pending_adapter(self) -> str | None:
+        if self._adapter_chosen or self._default_adapter is None:
+            return self._wanted_adapter
+        name = self._default_adapter()
+        return None if name in (None, "", "base") else name
+
+    def _apply_adapter(self, name: str | None) -> None:
+        generator = self.generator
+        if name is None:
+            generator.set_adapter(None)
+            return
         if self.resolve_adapter is not None:
             path = self.resolve_adapter(name)
         else:
             path = (self.adapters_dir / name) if self.adapters_dir else Path(name)
         if not path.is_dir():
             raise AdapterError(f"unknown adapter '{name}'", "`chatkit adapters ls` lists them; use 'base' for none")
-        self.generator.load_adapter(name, path)
-        self.generator.set_adapter(name)
+        generator.load_adapter(name, path)
+        generator.set_adapter(name)
 
     @property
     def adapter_name(self) -> str:
-        return self.generator.active_adapter or "base"
+        if self._generator is None:
+            return self._pending_adapter() or "base"
+        return self._generator.active_adapter or "base"
 
     # --- answering ----------------------------------------------------------------------------
 
@@ -133,60 +203,122 @@ class ChatEngine:
         question, warning = self.clean_question(question)
         if opts.adapter is not None:
             self.use_adapter(opts.adapter)
+        if not opts.retrieval:
+            return self._plain_plan(question, opts, started, warning)
         k = opts.k or self.settings.engine.passages
         query = standalone_query(question, [t.question for t in history])
         hits = tuple(self.searcher.search(query, k=k, mode=opts.mode))
         timings = {"retrieval_s": time.perf_counter() - started}
         best = max((h.dense_score or 0.0 for h in hits), default=0.0)
-        style = opts.style or self.settings.engine.answer_style
+        style = self.style_of(opts)
         if not hits or best < self.settings.engine.abstain_threshold:
             return Plan(question, query, hits, hits, [], style, timings, started, warning, abstain_reason="weak retrieval", best_similarity=best)
+        if style == "extractive":  # no prompt: the model is not needed (nor loaded)
+            return Plan(question, query, hits, hits, [], style, timings, started, warning, best_similarity=best)
         turns = [PromptTurn(t.question, tuple(passage_of(h) for h in t.hits), t.answer) for t in history]
         turns.append(PromptTurn(question, tuple(passage_of(h) for h in hits)))
         gen = opts.generation or self.settings.generation
-        budget = min(gen.context_tokens, self.generator.max_context) - gen.max_new_tokens
-        turns, kept = fit_to_budget(turns, lambda m: len(self.generator.render(m)), budget, SYSTEM_PROMPT)
-        prompt_ids = self.generator.render(build_messages(turns, SYSTEM_PROMPT)) if style != "extractive" else []
+        generator = self.generator
+        budget = min(gen.context_tokens, generator.max_context) - gen.max_new_tokens
+        turns, kept = fit_to_budget(turns, lambda m: len(generator.render(m)), budget, SYSTEM_PROMPT)
+        prompt_ids = generator.render(build_messages(turns, SYSTEM_PROMPT))
         return Plan(question, query, hits, hits[:kept], prompt_ids, style, timings, started, warning, best_similarity=best)
 
-    def chat(self, question: str, history: Sequence[Turn] = (), options: ChatOptions | None = None) -> Iterator[Event]:
-        """Events: retrieval (hits), token (text), answer (the final Answer); error on failure."""
-        from chatkit.generation import GenParams
-        from chatkit.generation.hf import StreamStats
+    def _plain_plan(self, question: str, opts: ChatOptions, started: float, warning: str | None) -> Plan:
+        """retrieval=False: the chat as the caller sent it, straight to the model."""
+        messages = list(opts.messages) or [{"role": "user", "content": question}]
+        gen = opts.generation or self.settings.generation
+        prompt_ids = self.generator.render(messages)
+        room = min(gen.context_tokens, self.generator.max_context)
+        if len(prompt_ids) + gen.max_new_tokens > room:
+            raise InputError(f"the chat is {len(prompt_ids)} tokens; with {gen.max_new_tokens} for the answer "
+                             f"it does not fit the {room}-token context", "send fewer or shorter messages, or a smaller max_tokens")
+        return Plan(question, "", (), (), prompt_ids, "generative", {"retrieval_s": 0.0}, started, warning, retrieval=False)
 
+    def chat(self, question: str, history: Sequence[Turn] = (), options: ChatOptions | None = None) -> Iterator[Event]:
+        """Events: retrieval (hits), token (text), answer (the final Answer); error on failure.
+        The answer event's data carries `prompt_ids` (what the model saw; empty when it was not used)."""
         opts = options or ChatOptions()
         plan = self.plan(question, history, opts)
         if plan.warning:
             yield Event("progress", text=plan.warning, data={"warning": True})
-        yield Event("retrieval", hits=plan.hits, data={"query": plan.query, "seconds": plan.timings["retrieval_s"]})
+        yield Event("retrieval", hits=plan.hits, data={"query": plan.query, "seconds": plan.timings["retrieval_s"],
+                                                      "retrieval": plan.retrieval})
         if plan.abstain_reason:
             yield Event("token", text=ABSTAIN_TEXT)
             yield Event("answer", answer=self.finish(plan, ABSTAIN_TEXT),
-                        data={"reason": plan.abstain_reason, "best_similarity": plan.best_similarity})
+                        data={"reason": plan.abstain_reason, "best_similarity": plan.best_similarity, "prompt_ids": []})
             return
         pieces: list[str] = []
         complete = True
         if plan.style == "extractive":
             text = self.extractive_answer(plan.question, plan.given)
+            if opts.answer_tokens is not None:
+                text, cut = self._cut_to_tokens(text, opts.answer_tokens)
+                if cut:
+                    plan.timings["cut"] = 1.0
             pieces.append(text)
             yield Event("token", text=text)
         else:
-            stats = StreamStats()
-            try:
-                for piece in self.generator.stream(plan.prompt_ids, GenParams.from_settings(opts.generation or self.settings.generation),
-                                                   cancel=opts.cancel, stats=stats):
-                    pieces.append(piece)
-                    yield Event("token", text=piece)
-            except Exception as exc:  # a crash mid-answer keeps the partial answer, marked incomplete
-                complete = False
-                yield Event("error", text=f"generation failed: {exc}")
-            complete = complete and stats.stopped != "cancelled"
-            plan.timings.update(prefill_s=stats.prefill_s, decode_s=stats.decode_s, new_tokens=float(stats.new_tokens),
-                                prompt_tokens=float(stats.prompt_tokens), tokens_per_s=stats.tokens_per_s)
+            outcome = Outcome()
+            for piece in self._generate(plan, opts, outcome):
+                pieces.append(piece)
+                yield Event("token", text=piece)
+            complete = outcome.complete
+            if outcome.error:
+                yield Event("error", text=f"generation failed: {outcome.error}")
         answer = self.finish(plan, "".join(pieces), complete)
         if answer.timings.get("fallback"):
             yield Event("token", text="\n\n" + answer.text, data={"fallback": True})
-        yield Event("answer", answer=answer)
+        yield Event("answer", answer=answer, data={"prompt_ids": plan.prompt_ids})
+
+    def _generate(self, plan: Plan, opts: ChatOptions, outcome: Outcome) -> Iterator[str]:
+        """The one place that generates and times an answer (timings go into `plan.timings`)."""
+        gen = opts.generation or self.settings.generation
+        params = GenParams.from_settings(gen)
+        key = self._cache_key(plan, params) if opts.cache is not None else ""
+        cached = opts.cache.get(key) if opts.cache is not None else None
+        if cached is not None:
+            text, saved = cached
+            plan.timings.update(saved, cached=1.0)
+            yield text
+            return
+        stats = StreamStats()
+        began = time.perf_counter()
+        pieces: list[str] = []
+        try:
+            for piece in self.generator.stream(plan.prompt_ids, params, cancel=opts.cancel, stats=stats):
+                pieces.append(piece)
+                yield piece
+        except Exception as exc:  # a crash mid-answer keeps the partial answer, marked incomplete
+            outcome.complete, outcome.error = False, str(exc) or type(exc).__name__
+        outcome.complete = outcome.complete and stats.stopped != "cancelled"
+        measured = {"prefill_s": stats.prefill_s, "decode_s": stats.decode_s, "new_tokens": float(stats.new_tokens),
+                    "prompt_tokens": float(stats.prompt_tokens), "tokens_per_s": stats.tokens_per_s,
+                    "generation_s": time.perf_counter() - began}
+        plan.timings.update(measured)
+        if opts.cache is not None and outcome.complete:
+            opts.cache.put(key, "".join(pieces), measured)
+
+    def _cache_key(self, plan: Plan, params: GenParams) -> str:
+        g = self.generator
+        parts = [g.model_id, g.dtype, self.adapter_name, plan.style, repr(params), ",".join(map(str, plan.prompt_ids))]
+        return hashlib.sha256("|".join(parts).encode()).hexdigest()
+
+    def _cut_to_tokens(self, text: str, limit: int) -> tuple[str, bool]:
+        """The longest word prefix of `text` within `limit` dialogue-model tokens."""
+        count = self.generator.count_tokens
+        if count(text) <= limit:
+            return text, False
+        words = text.split(" ")
+        low, high = 0, len(words)
+        while low < high:
+            mid = (low + high + 1) // 2
+            if count(" ".join(words[:mid])) <= limit:
+                low = mid
+            else:
+                high = mid - 1
+        return " ".join(words[:low]), True
 
     def finish(self, plan: Plan, raw: str, complete: bool = True) -> Answer:
         """Parse citations, detect abstention, fall back to extractive sentences when the text is unusable."""
@@ -194,6 +326,9 @@ class ChatEngine:
         if plan.abstain_reason:
             timings["total_s"] = time.perf_counter() - plan.started
             return Answer(ABSTAIN_TEXT, (), plan.hits, abstained=True, timings=timings)
+        if not plan.retrieval:
+            timings["total_s"] = time.perf_counter() - plan.started
+            return Answer(raw.strip(), (), (), abstained=False, timings=timings, complete=complete)
         given = plan.given
         text = raw.strip()
         abstained = says_abstain(text)
@@ -216,6 +351,12 @@ class ChatEngine:
                 answer = event.answer
         assert answer is not None
         return answer
+
+    def reference_nll(self, prompt_ids: Sequence[int], reference: str) -> float:
+        """Mean negative log-likelihood per token of `reference` after `prompt_ids` (eval's perplexity)."""
+        ref_ids = list(self.generator.tokenizer(reference, add_special_tokens=False)["input_ids"])
+        nll, n = self.generator.answer_nll(prompt_ids, ref_ids)
+        return nll / max(n, 1)
 
     @staticmethod
     def _citation(n: int, hit: Hit) -> Citation:

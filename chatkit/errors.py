@@ -39,9 +39,3 @@ class DataError(InputError):
 
 class AdapterError(ChatkitError):
     """An adapter is unknown, corrupt or made for another base model."""
-
-
-class NotImplementedYet(ChatkitError):
-    """A verb that exists in the CLI but is not built yet."""
-
-    exit_code = 2

@@ -157,25 +157,3 @@ def standalone_query(question: str, previous_questions: Sequence[str]) -> str:
     if len(words) <= 6 or _FOLLOW_UP.search(question):
         return f"{previous_questions[-1]} {question}"
     return question
-
-
-_EMPHASIS = re.compile(r"\*\*|__")
-_SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9`\"'(\[])")
-
-
-def split_sentences(text: str) -> list[str]:
-    """Sentences of a passage, skipping code and tables; each list item stands alone."""
-    out = []
-    for block in re.split(r"\n\s*\n", text):
-        block = block.strip()
-        if not block or block.startswith(("```", "|", "    ")):
-            continue
-        block = re.sub(r"^#+\s+.*$", "", block, flags=re.MULTILINE)
-        # A list item is a unit of its own: joining items would glue unrelated claims into one "sentence".
-        units = re.split(r"\n\s*(?:[-*+]|\d+[.)])\s+", "\n" + block)
-        for unit in units:
-            unit = _EMPHASIS.sub("", " ".join(unit.split()))
-            for sentence in _SENTENCE_END.split(unit):
-                if 4 <= len(sentence.split()) <= 60:
-                    out.append(sentence)
-    return out

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 from pathlib import Path
 
 import yaml
@@ -24,6 +25,8 @@ def main() -> None:
         for f in dataclasses.fields(sub):
             lines.append(f"  # {f.metadata['help']}")
             value = yaml.safe_dump({f.name: getattr(sub, f.name)}, default_flow_style=True, width=1000).strip()[1:-1]
+            if "\n" in value:  # YAML would fold a string with a newline over lines; JSON is YAML and keeps "\n"
+                value = f"{f.name}: {json.dumps(getattr(sub, f.name))}"
             lines.append(f"  {value}")
         lines.append("")
     out = Path(__file__).resolve().parents[1] / "configs" / "default.yaml"

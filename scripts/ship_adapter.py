@@ -1,9 +1,10 @@
 """Copy a registry adapter into chatkit/adapters/NAME as the shipped adapter: bf16 weights, its training log,
-and the comparison against the base model that decides whether it becomes the default on install.
+and the comparison against the base model that decides whether it becomes the default on install. No machine
+path travels: the PEFT config names the base by model id, the metadata names data files by name.
 
     python scripts/ship_adapter.py NAME [--home DIR]
 
-Run `chatkit eval compare --qa corpora/qa/qa.jsonl --adapter NAME` first: its verdict.json is copied into
+Run `chatkit eval compare --qa corpora/qa/dev.jsonl --adapter NAME` first: its verdict.json is copied into
 the metadata's "shipped" field. See scripts/train_tutor.sh for the whole recipe.
 """
 
@@ -24,6 +25,7 @@ def main() -> None:
 
     from chatkit.config import Paths, default_home
     from chatkit.training import registry
+    from chatkit.training.portable import portable_metadata, write_portable_base_name
 
     parser = argparse.ArgumentParser()
     parser.add_argument("name")
@@ -33,7 +35,7 @@ def main() -> None:
     info = registry.get_adapter(paths, args.name)
     verdict_file = paths.reports / f"compare-{args.name}" / "verdict.json"
     if not verdict_file.is_file():
-        sys.exit(f"{verdict_file} is missing: run `chatkit eval compare --qa corpora/qa/qa.jsonl --adapter {args.name}` first")
+        sys.exit(f"{verdict_file} is missing: run `chatkit eval compare --qa corpora/qa/dev.jsonl --adapter {args.name}` first")
     verdict = json.loads(verdict_file.read_text())
     out = ROOT / "chatkit" / "adapters" / args.name
     shutil.rmtree(out, ignore_errors=True)
@@ -41,8 +43,9 @@ def main() -> None:
     tensors = {k: v.bfloat16().contiguous() for k, v in load_file(str(info.path / registry.WEIGHTS)).items()}
     save_file(tensors, str(out / registry.WEIGHTS), metadata={"format": "pt"})
     shutil.copy2(info.path / registry.PEFT_CONFIG, out / registry.PEFT_CONFIG)
+    write_portable_base_name(out, str(info.meta["base_model"]))
     shutil.copy2(info.path / "training-log.json", out / "training-log.json")
-    meta = dict(info.meta)
+    meta = portable_metadata(info.meta)
     meta["precision_shipped"] = "bf16"
     meta["shipped"] = verdict
     (out / registry.META).write_text(json.dumps(meta, indent=2) + "\n")

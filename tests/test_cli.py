@@ -1,17 +1,73 @@
 from __future__ import annotations
 
+import argparse
 import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
+from chatkit.cli import build_parser
 from tests.conftest import run_cli
 
+VERBS = ("index", "search", "ask", "chat", "conversations", "data", "train", "adapters", "eval", "serve", "stats",
+         "doctor", "config")
 
-def test_help_lists_verbs_by_stage() -> None:
+
+def subcommands(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
+    """The parsers registered under `parser`, by name: what argparse actually dispatches on."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            return dict(action.choices)
+    return {}
+
+
+def test_every_verb_is_registered_in_stage_order() -> None:
+    assert tuple(subcommands(build_parser())) == VERBS
+
+
+def every_command() -> list[tuple[str, ...]]:
+    """Each verb, and each of its sub-verbs, as the words a user types."""
+    commands: list[tuple[str, ...]] = []
+    for verb, parser in subcommands(build_parser()).items():
+        commands.append((verb,))
+        commands += [(verb, sub) for sub in subcommands(parser)]
+    return commands
+
+
+@pytest.mark.parametrize("words", every_command(), ids=" ".join)
+def test_each_verb_help_exits_0(words: tuple[str, ...], capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        build_parser().parse_args([*words, "--help"])
+    assert exit_.value.code == 0
+    assert capsys.readouterr().out.startswith(f"usage: chatkit {' '.join(words)} ")
+
+
+def test_help_lists_every_verb() -> None:
     r = run_cli("--help")
     assert r.returncode == 0
-    for verb in ("index", "search", "ask", "chat", "train", "adapters", "conversations", "eval", "serve", "doctor", "config"):
-        assert verb in r.stdout
+    listed = re.findall(r"^    (\w+) ", r.stdout, flags=re.MULTILINE)
+    assert tuple(listed) == VERBS
+
+
+WARN_LIKE_A_LIBRARY = ("import sys, warnings; from chatkit.cli import quiet_libraries; quiet_libraries(sys.argv[1] == 'debug'); "
+                       "warnings.warn('`past_key_values` is deprecated', FutureWarning)")
+
+
+@pytest.mark.parametrize("mode", ["user", "debug"])
+def test_library_warnings_are_shown_only_with_debug(mode: str) -> None:
+    r = subprocess.run([sys.executable, "-c", WARN_LIKE_A_LIBRARY, mode], capture_output=True, text=True, timeout=60,
+                       env={k: v for k, v in os.environ.items() if k != "TRANSFORMERS_VERBOSITY"})
+    assert ("FutureWarning" in r.stderr) == (mode == "debug"), r.stderr
+
+
+def test_a_verb_running_the_dialogue_model_prints_no_warning(tiny_model_dir: Path) -> None:
+    r = run_cli("--set", f"models.dialogue={tiny_model_dir}", "doctor", "--json")
+    assert any(c["name"] == "dialogue model" and c["ok"] for c in json.loads(r.stdout)["checks"]), r.stderr
+    assert "Warning" not in r.stderr, r.stderr
 
 
 def test_unknown_key_is_one_line_error_naming_nearest_key() -> None:

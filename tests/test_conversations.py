@@ -1,6 +1,10 @@
 from __future__ import annotations
 
 import json
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -40,15 +44,40 @@ def test_turns_feedback_and_export_in_training_format(tmp_path: Path) -> None:
     assert sharegpt[1]["from"] == "human" and sharegpt[2]["from"] == "gpt"
 
 
-def test_incomplete_turn_is_kept_but_not_exported(tmp_path: Path) -> None:
-    store = ConversationStore(tmp_path / "c.sqlite")
-    conv = store.new_conversation()
-    tid = store.start_turn(conv, "question survives a crash?")
-    store.finish_turn(tid, "partial ans", complete=False)
-    reopened = ConversationStore(tmp_path / "c.sqlite")
+WRITER = """
+import sys
+from pathlib import Path
+from chatkit.conversations import ConversationStore
+
+store = ConversationStore(Path(sys.argv[1]))
+conv = store.new_conversation()
+tid = store.start_turn(conv, "question survives a crash?")
+n = 0
+while True:  # an answer streaming in, rewritten after every piece, until the process is killed
+    n += 1
+    store.finish_turn(tid, "partial " * n + "x" * 20000, complete=False)
+    if n == 3:
+        print(conv, flush=True)
+"""
+
+
+def test_a_process_killed_mid_write_leaves_the_question_and_a_readable_store(tmp_path: Path) -> None:
+    db = tmp_path / "c.sqlite"
+    proc = subprocess.Popen([sys.executable, "-c", WRITER, str(db)], stdout=subprocess.PIPE, text=True)
+    assert proc.stdout is not None
+    conv = int(proc.stdout.readline())
+    time.sleep(0.3)  # well inside the write loop
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(30)
+    assert proc.returncode == -signal.SIGKILL
+    reopened = ConversationStore(db)
+    assert reopened.db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
     (turn,) = reopened.turns(conv)
     assert turn.question == "question survives a crash?" and not turn.complete
-    assert reopened.export_rows() == []
+    assert turn.answer.startswith("partial partial partial ")  # the last committed piece
+    assert reopened.export_rows() == []  # an incomplete turn is never training data
+    reopened.finish_turn(reopened.start_turn(conv, "and after?"), "fine")  # still writable
+    assert [t.complete for t in reopened.turns(conv)] == [False, True]
 
 
 def test_bad_ids_and_ratings(tmp_path: Path) -> None:

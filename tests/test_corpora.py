@@ -23,7 +23,10 @@ STAGES = {
     "foundations", "deep-learning", "embeddings-sequence-models", "transformers", "pretrained-models",
     "fine-tuning", "evaluation", "retrieval", "deployment", "monitoring", "projects", "resources",
 }
-QA_FIELDS = {"id", "question", "answer", "doc_ids", "keywords", "answerable"}
+QA_FIELDS = {"id", "question", "answer", "doc_ids", "keywords", "answerable", "kind"}
+QA_SPLITS = ("dev", "test")
+ANSWERABLE_KINDS = {"direct", "casual", "multi-part", "recommendation", "comparison", "two-passage"}
+UNANSWERABLE_KINDS = {"near-topic", "off-topic"}
 _CITATION = re.compile(r"\[(\d{1,2})\]")
 _WORD = re.compile(r"[a-z0-9']+")
 
@@ -98,9 +101,13 @@ def _block_title(block: str) -> str:
 
 
 @functools.cache
-def _qa() -> list[dict[str, Any]]:
-    path = CORPORA / "qa" / "qa.jsonl"
+def _qa_split(split: str) -> list[dict[str, Any]]:
+    path = CORPORA / "qa" / f"{split}.jsonl"
     return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+def _qa() -> list[dict[str, Any]]:
+    return [item for split in QA_SPLITS for item in _qa_split(split)]
 
 
 # --- curriculum -------------------------------------------------------------------------------------
@@ -225,22 +232,38 @@ def test_conversation_doc_ids_exist() -> None:
 # --- QA evaluation set ------------------------------------------------------------------------------
 
 
-def test_qa_items_have_the_fields_and_counts() -> None:
-    items = _qa()
-    assert len(items) >= 130
-    ids = [q["id"] for q in items]
-    assert len(ids) == len(set(ids)) and all(re.fullmatch(r"qa-\d{3,}", i) for i in ids)
-    for item in items:
+def test_qa_items_have_the_fields_and_a_valid_kind() -> None:
+    ids = [q["id"] for q in _qa()]
+    assert len(ids) == len(set(ids)), "QA ids repeat across dev.jsonl and test.jsonl"
+    for item in _qa():
         assert set(item) == QA_FIELDS, item["id"]
+        assert re.fullmatch(r"qa-(t-)?\d{3,}", item["id"]), item["id"]
         assert isinstance(item["answerable"], bool) and item["question"].strip(), item["id"]
-    unanswerable = [q for q in items if not q["answerable"]]
-    assert len(unanswerable) >= 25
-    for item in unanswerable:
-        assert item["doc_ids"] == [] and item["keywords"] == [], item["id"]
-        assert item["answer"] == ABSTAIN_TEXT, item["id"]
-    answerable = [q for q in items if q["answerable"]]
-    handbook = [q for q in answerable if any(d.startswith("handbook/") for d in q["doc_ids"])]
-    assert len(handbook) / len(answerable) >= 0.30
+        kinds = ANSWERABLE_KINDS if item["answerable"] else UNANSWERABLE_KINDS
+        assert item["kind"] in kinds, f"{item['id']}: kind {item['kind']!r} with answerable={item['answerable']}"
+        if not item["answerable"]:
+            assert item["doc_ids"] == [] and item["keywords"] == [], item["id"]
+            assert item["answer"] == ABSTAIN_TEXT, item["id"]
+
+
+def test_qa_split_counts() -> None:
+    """dev is for tuning, test for reporting: test must be big and varied enough to report on."""
+    for split, min_answerable, min_unanswerable in (("dev", 40, 8), ("test", 200, 40)):
+        items = _qa_split(split)
+        answerable = [q for q in items if q["answerable"]]
+        assert len(answerable) >= min_answerable, f"{split}: {len(answerable)} answerable"
+        assert len(items) - len(answerable) >= min_unanswerable, f"{split}: {len(items) - len(answerable)} unanswerable"
+        handbook = [q for q in answerable if any(d.startswith("handbook/") for d in q["doc_ids"])]
+        assert len(handbook) / len(answerable) >= 0.30, f"{split}: too few handbook questions"
+    test_kinds = [q["kind"] for q in _qa_split("test")]
+    for kind in sorted(UNANSWERABLE_KINDS):
+        assert test_kinds.count(kind) >= 10, f"test has {test_kinds.count(kind)} {kind} items"
+
+
+def test_no_question_is_in_both_dev_and_test() -> None:
+    dev = {_norm(q["question"]) for q in _qa_split("dev")}
+    shared = [q["id"] for q in _qa_split("test") if _norm(q["question"]) in dev]
+    assert not shared, f"in both dev.jsonl and test.jsonl: {shared}"
 
 
 def test_qa_answers_and_keywords_come_from_existing_gold_documents() -> None:
@@ -250,12 +273,24 @@ def test_qa_answers_and_keywords_come_from_existing_gold_documents() -> None:
         assert item["doc_ids"], item["id"]
         for doc_id in item["doc_ids"]:
             assert _doc_path(doc_id).is_file(), f"{item['id']}: {doc_id}"
-        assert 1 <= len(_sentences(item["answer"])) <= 2, f"{item['id']}: {item['answer']}"
+        assert 1 <= len(_sentences(item["answer"])) <= 3, f"{item['id']}: {item['answer']}"
         assert 2 <= len(item["keywords"]) <= 4, item["id"]
         gold = " ".join(_doc_text(d) for d in item["doc_ids"])
         for kw in item["keywords"]:
             assert _norm(kw) in gold, f"{item['id']}: keyword {kw!r} not in {item['doc_ids']}"
             assert _norm(kw) in _norm(item["answer"]), f"{item['id']}: keyword {kw!r} not in the answer"
+
+
+def test_no_qa_question_or_answer_shares_an_8_word_span_with_the_corpora() -> None:
+    """Written in the learners' and the authors' own words, so matching text cannot pass for understanding."""
+    corpus_spans: set[tuple[str, ...]] = set()
+    for path, text in _corpus_texts():
+        if path.parent.name != "qa":
+            corpus_spans |= _spans(text, 8)
+    for item in _qa():
+        for field in ("question", "answer"):
+            shared = _spans(item[field], 8) & corpus_spans
+            assert not shared, f"{item['id']} {field} shares {' '.join(next(iter(shared)))!r} with corpora/"
 
 
 def _conversation_questions() -> list[str]:
@@ -352,7 +387,7 @@ def _as_written(value: Any) -> str:
     if isinstance(value, bool):
         return str(value).lower()
     if isinstance(value, list):
-        return "[" + ", ".join(map(str, value)) + "]"
+        return "[" + ", ".join(str(v).replace("\n", "\\n") for v in value) + "]"
     return str(value) if value != "" else "''"
 
 

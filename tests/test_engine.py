@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import os
+import signal
+import subprocess
+import sys
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -13,7 +19,8 @@ from chatkit.conversations import ConversationStore
 from chatkit.engine import ChatEngine, ChatOptions
 from chatkit.errors import AdapterError, CollectionError, InputError
 from chatkit.generation.hf import HFGenerator
-from chatkit.prompting import ABSTAIN_TEXT
+from chatkit.prompting import ABSTAIN_TEXT, parse_citations, strip_invalid_citations
+from chatkit.recording import TurnRecording
 from chatkit.types import Turn
 from tests.conftest import run_cli
 
@@ -63,7 +70,10 @@ def test_event_order_and_answer(engine: ChatEngine) -> None:
     assert answer.hits[0].chunk.doc_id == "notes/lora"
     assert answer.timings["prompt_tokens"] > 0 and answer.timings["total_s"] > 0
     streamed = "".join(e.text for e in evs if e.kind == "token").strip()
-    assert answer.text.replace(" ", "") in streamed.replace(" ", "") or answer.dropped_citations >= 0
+    # The stored answer is exactly what was streamed, less the citations that point at no passage.
+    _, dropped = parse_citations(streamed, len(answer.hits))
+    assert not answer.abstained and answer.dropped_citations == dropped
+    assert answer.text == strip_invalid_citations(streamed, len(answer.hits)).strip()
 
 
 def test_extractive_answer_quotes_and_cites_the_best_passage(engine: ChatEngine) -> None:
@@ -117,24 +127,164 @@ def test_follow_up_uses_history_for_retrieval(engine: ChatEngine) -> None:
     assert evs[0].hits[0].chunk.doc_id == "notes/faiss"
 
 
-def test_crash_mid_answer_keeps_question_and_marks_partial(engine: ChatEngine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_crash_mid_answer_keeps_question_and_partial_text(engine: ChatEngine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The model itself fails after a few tokens (as out-of-memory would), inside the real decode loop;
+    # the turn goes through the real recorder into a real store.
     gen = engine.generator
+    real_step = gen.step
+    calls = []
 
-    def breaks(*args: object, **kwargs: object):
-        yield "partial "
-        raise RuntimeError("out of memory")
+    def fails_on_fourth_token(token: int):
+        calls.append(token)
+        if len(calls) == 4:
+            raise RuntimeError("out of memory")
+        return real_step(token)
 
-    monkeypatch.setattr(gen, "stream", breaks)
+    monkeypatch.setattr(gen, "step", fails_on_fourth_token)
     store = ConversationStore(tmp_path / "c.sqlite")
-    conv = store.new_conversation()
-    tid = store.start_turn(conv, "Why is LoRA cheap?")
-    evs = events(engine, "Why is LoRA cheap?", style="generative")
-    assert any(e.kind == "error" for e in evs)
-    answer = evs[-1].answer
-    assert answer.complete is False and answer.text.startswith("partial")
-    store.finish_turn(tid, answer.text, complete=answer.complete)
-    (turn,) = store.turns(conv)
+    recording = TurnRecording(engine, store, "Why is LoRA cheap?", ChatOptions(style="generative"))
+    with recording:
+        evs = list(recording.stream())
+    assert [e.text for e in evs if e.kind == "error"] == ["generation failed: out of memory"]
+    streamed = "".join(e.text for e in evs if e.kind == "token").strip()
+    assert streamed and evs[-1].answer.complete is False
+    (turn,) = ConversationStore(tmp_path / "c.sqlite").turns(recording.conversation_id)
     assert turn.question == "Why is LoRA cheap?" and not turn.complete
+    assert turn.answer == strip_invalid_citations(streamed, len(evs[-1].answer.hits)).strip()
+    assert turn.passages and turn.passages[0]["doc_id"] == "notes/lora"
+
+
+def test_interrupt_mid_answer_keeps_the_streamed_text(engine: ChatEngine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Ctrl-C lands while the model computes the next token; the caller stops, the recorder keeps the text.
+    gen = engine.generator
+    real_step = gen.step
+    calls = []
+
+    def interrupted(token: int):
+        calls.append(token)
+        if len(calls) == 5:
+            raise KeyboardInterrupt
+        return real_step(token)
+
+    monkeypatch.setattr(gen, "step", interrupted)
+    store = ConversationStore(tmp_path / "c.sqlite")
+    recording = TurnRecording(engine, store, "Why is LoRA cheap?", ChatOptions(style="generative"))
+    seen = []
+    with pytest.raises(KeyboardInterrupt), recording:
+        for e in recording.stream():
+            seen.append(e)
+    streamed = "".join(e.text for e in seen if e.kind == "token").strip()
+    (turn,) = store.turns(recording.conversation_id)
+    assert streamed and turn.answer == streamed and not turn.complete
+
+
+def test_an_abandoned_stream_keeps_the_streamed_text(engine: ChatEngine, tmp_path: Path) -> None:
+    store = ConversationStore(tmp_path / "c.sqlite")
+    recording = TurnRecording(engine, store, "Why is LoRA cheap?", ChatOptions(style="generative"))
+    shown = []
+    with recording:
+        for e in recording.stream():
+            shown += [e.text] if e.kind == "token" else []
+            if len(shown) == 3:
+                break
+    (turn,) = store.turns(recording.conversation_id)
+    assert turn.answer == "".join(shown).strip() and turn.answer and not turn.complete
+
+
+def tiny_model_env(kb_home: Path, dialogue: Path, *more: str) -> list[str]:
+    return ["--home", str(kb_home), "--set", f"models.dialogue={dialogue}", "--set", "models.dtype=float32",
+            "--set", "generation.backend=hf", *more]
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_ask_cli_interrupted_mid_answer_stores_what_it_printed(kb_home: Path, tiny_model_dir: Path, sig: int) -> None:
+    args = tiny_model_env(kb_home, tiny_model_dir, "--set", "generation.max_new_tokens=1500")
+    args += ["ask", f"Why is LoRA cheap? ({sig})", "--collection", "notes", "--style", "generative"]
+    proc = subprocess.Popen([sys.executable, "-m", "chatkit", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    printed = b""
+    deadline = time.monotonic() + 300
+    assert proc.stdout is not None
+    while len(printed.decode("utf-8", "ignore").strip()) < 30:  # some of the answer is on the screen
+        assert time.monotonic() < deadline and proc.poll() is None, proc.stderr.read().decode() if proc.stderr else ""
+        printed += os.read(proc.stdout.fileno(), 4096)
+    proc.send_signal(sig)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err.decode()
+    assert b"Sources:" not in out  # it really stopped mid-answer
+    store = ConversationStore(kb_home / "conversations.sqlite")
+    turn = next(t for t in store.all_turns() if t.question == f"Why is LoRA cheap? ({sig})")
+    assert not turn.complete and turn.source == "cli" and turn.passages
+    assert turn.answer.startswith(printed.decode("utf-8", "ignore").strip())
+
+
+def test_extractive_ask_never_loads_the_dialogue_model(kb_home: Path, tmp_path: Path) -> None:
+    broken = tmp_path / "broken-model"
+    broken.mkdir()
+    (broken / "config.json").write_text("{not json")
+    r = run_cli(*tiny_model_env(kb_home, broken), "ask", "What does LoRA freeze?", "--collection", "notes",
+                "--style", "extractive", "--json")
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout)
+    assert "LoRA freezes the pre-trained weights" in out["answer"] and out["citations"][0]["doc_id"] == "notes/lora"
+    (turn,) = ConversationStore(kb_home / "conversations.sqlite").turns(out["conversation"])
+    assert turn.complete and turn.model == ""  # no dialogue model answered it
+    r = run_cli(*tiny_model_env(kb_home, broken), "ask", "What does LoRA freeze?", "--collection", "notes", "--style", "generative")
+    assert r.returncode == 1 and r.stderr.startswith("error:")  # the same folder, when it is needed, is refused
+
+
+def test_engine_loads_the_model_on_first_generative_answer(kb_home: Path, tiny_model_dir: Path) -> None:
+    from chatkit.retrieval.service import open_searcher
+
+    settings = load_settings(overrides=["generation.max_new_tokens=4", "engine.abstain_threshold=0.2"])
+    loads = []
+
+    def load() -> HFGenerator:
+        loads.append(1)
+        return HFGenerator(str(tiny_model_dir), "float32")
+
+    lazy = ChatEngine(settings, open_searcher(settings, Paths(kb_home), ["notes"]), load_generator=load,
+                      default_adapter=lambda: "base")
+    assert lazy.ask("What does LoRA freeze?", options=ChatOptions(style="extractive")).citations
+    assert lazy.ask("What is the capital of Australia?", options=ChatOptions(style="generative")).abstained
+    assert loads == [] and not lazy.generator_loaded and lazy.model_id == "" and lazy.adapter_name == "base"
+    assert lazy.ask("Why is LoRA cheap?", options=ChatOptions(style="generative")).timings["new_tokens"] > 0
+    lazy.ask("What does FAISS find?", options=ChatOptions(style="generative"))
+    assert loads == [1] and lazy.generator_loaded
+
+
+def test_plain_chat_skips_retrieval_and_citations(engine: ChatEngine) -> None:
+    messages = ({"role": "system", "content": "Be brief."}, {"role": "user", "content": "What does LoRA freeze? [1]"})
+    evs = list(engine.chat("What does LoRA freeze? [1]", (), ChatOptions(retrieval=False, messages=messages)))
+    assert evs[0].kind == "retrieval" and evs[0].hits == () and evs[0].data["retrieval"] is False
+    answer = evs[-1].answer
+    streamed = "".join(e.text for e in evs if e.kind == "token").strip()
+    assert answer.hits == () and answer.citations == () and answer.text == streamed
+    assert answer.timings["new_tokens"] == 12 and "retrieval_s" in answer.timings
+    assert evs[-1].data["prompt_ids"] == engine.generator.render(list(messages))
+
+
+class DictCache:
+    def __init__(self) -> None:
+        self.rows: dict[str, tuple[str, dict[str, float]]] = {}
+
+    def get(self, key: str) -> tuple[str, dict[str, float]] | None:
+        return self.rows.get(key)
+
+    def put(self, key: str, text: str, stats: dict[str, float]) -> None:
+        self.rows[key] = (text, stats)
+
+
+def test_generation_cache_is_consulted_by_the_engine(engine: ChatEngine) -> None:
+    cache = DictCache()
+    first = engine.ask("Why is LoRA cheap?", options=ChatOptions(style="generative", cache=cache))
+    (key,) = cache.rows
+    assert "cached" not in first.timings and cache.rows[key][1]["new_tokens"] == first.timings["new_tokens"]
+    cache.rows[key] = ("From the cache [1].", cache.rows[key][1])
+    again = engine.ask("Why is LoRA cheap?", options=ChatOptions(style="generative", cache=cache))
+    assert again.text == "From the cache [1]." and again.timings["cached"] == 1.0 and again.citations
+    other = engine.ask("Why is LoRA cheap?", options=ChatOptions(style="generative", cache=cache, adapter="base",
+                                                                 generation=dataclasses.replace(engine.settings.generation, seed=7, temperature=0.7)))
+    assert other.text != "From the cache [1]." and len(cache.rows) == 2  # other decoding, other key
 
 
 def test_ask_cli_errors_on_missing_and_empty_collections(tmp_path: Path) -> None:
@@ -163,3 +313,22 @@ def test_ask_cli_json_with_a_tiny_model(kb_home: Path, tiny_model_dir: Path) -> 
     store = ConversationStore(kb_home / "conversations.sqlite")
     turns = store.turns(out["conversation"])
     assert turns[0].complete and turns[0].passages[0]["doc_id"] == "notes/lora"
+
+
+def test_eval_answers_go_through_the_engine_and_reuse_cached_generations(engine: ChatEngine, tmp_path: Path,
+                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    from chatkit.evaluation.answers import GenerationCache, QAItem, run_answers
+
+    monkeypatch.setattr(engine.settings.engine, "answer_style", "generative")
+    items = [QAItem("q1", "Why is LoRA cheap?", "Far fewer parameters are trained.", ("notes/lora",), ("parameters",), True),
+             QAItem("q2", "What is the capital of Australia?", "", (), (), False)]
+    cache = GenerationCache(tmp_path / "gen.sqlite")
+    first = run_answers(engine, items, cache)
+    assert cache.db.execute("SELECT COUNT(*) FROM generations").fetchone()[0] == 1  # the abstention generated nothing
+    assert first[0].retrieved_doc_ids[0] == "notes/lora" and first[0].scores["gold_doc_retrieved"] == 1.0
+    assert first[0].scores["reference_nll"] is not None and first[0].scores["reference_nll"] > 0
+    assert first[1].abstained and first[1].prediction == ABSTAIN_TEXT
+    cache.db.execute("UPDATE generations SET text = 'Cached: fewer parameters [1].'")
+    again = run_answers(engine, items, cache)
+    assert again[0].prediction == "Cached: fewer parameters [1]." and again[0].cited_doc_ids == ["notes/lora"]
+    assert again[0].scores["reference_nll"] == first[0].scores["reference_nll"]

@@ -1,5 +1,6 @@
-"""GGUF writing (issue 11) without llama.cpp: model and LoRA files in llama.cpp's layout, the backend choice,
-`adapters export --gguf`, and bad input as one-line errors. Running the files is tests/test_llamacpp.py."""
+"""GGUF writing (issue 11) without llama.cpp: model and LoRA files checked by reading them back with transformers'
+own GGUF loader, the backend choice, `adapters export --gguf`, and bad input as one-line errors. Running the files
+is tests/test_llamacpp.py."""
 
 from __future__ import annotations
 
@@ -35,69 +36,89 @@ def hf_state(folder: Path) -> dict[str, np.ndarray]:
     return {k: v.detach().numpy() for k, v in model.state_dict().items()}
 
 
-def unpermute(w: np.ndarray, n_head: int) -> np.ndarray:
-    return w.reshape(n_head, w.shape[0] // n_head // 2, 2, *w.shape[1:]).swapaxes(1, 2).reshape(w.shape)
+def read_back(path: Path) -> dict[str, np.ndarray]:
+    """The GGUF's weights as transformers' own GGUF loader reads them (dequantized, q/k rows back in HF order):
+    a reader of llama.cpp's layout written independently of gguf_write.py."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    model = AutoModelForCausalLM.from_pretrained(str(path.parent), gguf_file=path.name, dtype=torch.float32)
+    return {k: v.detach().numpy() for k, v in model.state_dict().items()}
 
 
-def test_tiny_model_gguf_has_llama_layout_and_metadata(tiny_model_dir: Path, tmp_path: Path) -> None:
+def write_tiny(folder: Path, out: Path, quant: str = "f32") -> Path:
+    cfg = gw.read_config(folder)
+    gw.write_model(out, gw.model_tensors(hf_state(folder).items(), cfg), gw.metadata_from_hf(folder, cfg, "tiny"), quant)
+    return out
+
+
+def test_tiny_model_gguf_reads_back_as_the_source_model(tiny_model_dir: Path, tmp_path: Path) -> None:
     cfg = gw.read_config(tiny_model_dir)
     state = hf_state(tiny_model_dir)
-    out = tmp_path / "tiny.gguf"
-    gw.write_model(out, gw.model_tensors(state.items(), cfg), gw.metadata_from_hf(tiny_model_dir, cfg, "tiny"), "f32")
+    out = write_tiny(tiny_model_dir, tmp_path / "tiny.gguf")
     fields, tensors = read_gguf(out)
     assert fields["general.architecture"] == "llama" and fields["general.type"] == "model"
     assert fields["tokenizer.ggml.model"] == "gpt2" and fields["tokenizer.ggml.pre"] == "gpt-2"
     assert fields["n_tokens"] == cfg["vocab_size"] and "<|im_start|>" in fields["tokenizer.chat_template"]
     assert fields["llama.block_count"] == 4 and fields["llama.attention.head_count_kv"] == 2
     assert "output.weight" not in tensors, "a tied lm_head is the embedding in llama.cpp"
-    assert len(tensors) == 1 + 1 + 9 * 4
-    n_head, n_kv = gw.heads(cfg)
-    q = np.asarray(tensors["blk.0.attn_q.weight"].data).reshape(state["model.layers.0.self_attn.q_proj.weight"].shape)
-    k = np.asarray(tensors["blk.0.attn_k.weight"].data).reshape(state["model.layers.0.self_attn.k_proj.weight"].shape)
-    assert np.array_equal(unpermute(q, n_head), state["model.layers.0.self_attn.q_proj.weight"])
-    assert np.array_equal(unpermute(k, n_kv), state["model.layers.0.self_attn.k_proj.weight"])
-    assert not np.array_equal(q, state["model.layers.0.self_attn.q_proj.weight"]), "q rows must be permuted"
+    back = read_back(out)
+    assert sorted(back) == sorted(state)
+    different = [name for name in state if not np.array_equal(back[name], state[name])]
+    assert not different, f"f32 weights must come back bit-exact: {different[:5]}"
 
 
-@pytest.mark.parametrize("quant", ["f16", "q8_0", "q4_0"])
-def test_quantized_types(tiny_model_dir: Path, tmp_path: Path, quant: str) -> None:
+@pytest.mark.parametrize(("quant", "file_type", "size_vs_f32", "error_vs_max"),
+                         [("f16", "MOSTLY_F16", 0.55, 1e-3), ("q8_0", "MOSTLY_Q8_0", 0.35, 0.01), ("q4_0", "MOSTLY_Q4_0", 0.2, 0.15)])
+def test_quantized_files_are_smaller_and_read_back_close(tiny_model_dir: Path, tmp_path: Path, quant: str, file_type: str,
+                                                         size_vs_f32: float, error_vs_max: float) -> None:
     import gguf
 
-    cfg = gw.read_config(tiny_model_dir)
-    out = tmp_path / f"tiny-{quant}.gguf"
-    gw.write_model(out, gw.model_tensors(hf_state(tiny_model_dir).items(), cfg), gw.metadata_from_hf(tiny_model_dir, cfg, "t"), quant)
+    state = hf_state(tiny_model_dir)
+    out = write_tiny(tiny_model_dir, tmp_path / f"tiny-{quant}.gguf", quant)
+    f32_size = write_tiny(tiny_model_dir, tmp_path / "tiny-f32.gguf").stat().st_size
     fields, tensors = read_gguf(out)
-    assert fields["general.file_type"] == gw.file_type(quant)
-    Q = gguf.GGMLQuantizationType
-    assert tensors["blk.0.attn_norm.weight"].tensor_type == Q.F32
-    body = {"f16": Q.F16, "q8_0": Q.Q8_0, "q4_0": Q.Q4_0}[quant]
-    assert tensors["blk.0.ffn_up.weight"].tensor_type == body
-    head = {"f16": Q.F16, "q8_0": Q.F16, "q4_0": Q.Q8_0}[quant]
-    assert tensors["token_embd.weight"].tensor_type == head
+    assert fields["general.file_type"] == gguf.LlamaFileType[file_type]
+    assert out.stat().st_size < size_vs_f32 * f32_size
+    # llama.cpp reads 1-D tensors (norms) only as F32.
+    assert all(t.tensor_type == gguf.GGMLQuantizationType.F32 for t in tensors.values() if len(t.shape) == 1)
+    back = read_back(out)
+    for name, want in state.items():
+        error = float(np.abs(back[name] - want).max())
+        assert error <= error_vs_max * float(np.abs(want).max()), (name, error)
 
 
 def test_lora_gguf_matches_the_peft_update(tiny_model_dir: Path, tmp_path: Path) -> None:
-    """B.A scaled as llama.cpp scales it (alpha / rank) equals PEFT's update, with q/k rows permuted."""
-    from safetensors.numpy import load_file
+    """The base GGUF plus the LoRA GGUF's update, scaled as llama.cpp scales it (alpha / rank), read back by
+    transformers, equals PEFT's merged model."""
+    import gguf
+    import torch
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM
 
     path = make_adapter("a", tiny_model_dir, b_std=0.05)
-    peft = json.loads((path / "adapter_config.json").read_text())
     cfg = gw.read_config(tiny_model_dir)
-    out = tmp_path / "a.gguf"
-    gw.write_lora(path, cfg, out)
-    fields, tensors = read_gguf(out)
+    base = gguf.GGUFReader(str(write_tiny(tiny_model_dir, tmp_path / "base.gguf")))
+    gw.write_lora(path, cfg, tmp_path / "a.gguf")
+    fields, lora = read_gguf(tmp_path / "a.gguf")
     assert fields["general.type"] == "adapter" and fields["adapter.type"] == "lora"
-    assert fields["adapter.lora.alpha"] == pytest.approx(peft["lora_alpha"])
-    assert sorted(tensors) == sorted(f"blk.{i}.{m}.weight.lora_{ab}" for i in range(4) for m in ("attn_q", "attn_v", "ffn_down")
-                                     for ab in "ab")
-    weights = load_file(str(path / "adapter_model.safetensors"))
-    prefix = "base_model.model.model.layers.1.self_attn.q_proj"
-    a, b = weights[f"{prefix}.lora_A.weight"], weights[f"{prefix}.lora_B.weight"]
-    peft_delta = b @ a * (peft["lora_alpha"] / peft["r"])
-    ga = np.asarray(tensors["blk.1.attn_q.weight.lora_a"].data).reshape(a.shape)
-    gb = np.asarray(tensors["blk.1.attn_q.weight.lora_b"].data).reshape(b.shape)
-    rank = ga.shape[0]
-    assert np.allclose(unpermute(gb @ ga * (fields["adapter.lora.alpha"] / rank), gw.heads(cfg)[0]), peft_delta, atol=1e-6)
+    assert sorted(lora) == sorted(f"blk.{i}.{m}.weight.lora_{ab}" for i in range(4) for m in ("attn_q", "attn_v", "ffn_down")
+                                  for ab in "ab")
+    merged = []
+    for t in base.tensors:
+        weight = np.array(t.data, dtype=np.float32)
+        if f"{t.name}.lora_a" in lora:
+            a, b = (np.asarray(lora[f"{t.name}.lora_{ab}"].data, dtype=np.float32) for ab in "ab")
+            a, b = a.reshape(-1, weight.shape[1]), b.reshape(weight.shape[0], -1)
+            weight = weight + b @ a * (fields["adapter.lora.alpha"] / a.shape[0])
+        merged.append((t.name, weight))
+    out = tmp_path / "merged.gguf"
+    gw.write_model(out, merged, gw.metadata_from_hf(tiny_model_dir, cfg, "merged"), "f32")
+    peft = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(str(tiny_model_dir), dtype=torch.float32), str(path))
+    want = {k: v.detach().numpy() for k, v in peft.merge_and_unload().state_dict().items()}
+    back = read_back(out)
+    assert not np.allclose(want["model.layers.1.self_attn.q_proj.weight"], hf_state(tiny_model_dir)["model.layers.1.self_attn.q_proj.weight"])
+    assert all(np.allclose(back[name], want[name], atol=1e-6) for name in want), "the LoRA GGUF is not PEFT's update"
 
 
 def test_lora_cache_is_per_adapter_content(tiny_model_dir: Path, tmp_path: Path) -> None:

@@ -17,9 +17,9 @@ pytest.importorskip("llama_cpp")
 
 from chatkit.config import Paths, Settings  # noqa: E402
 from chatkit.errors import AdapterError, InputError, ModelError  # noqa: E402
-from chatkit.generation import GenParams  # noqa: E402
 from chatkit.generation import gguf_write as gw  # noqa: E402
-from chatkit.generation.hf import HFGenerator, StreamStats  # noqa: E402
+from chatkit.generation.base import GenParams, StreamStats  # noqa: E402
+from chatkit.generation.hf import HFGenerator  # noqa: E402
 from chatkit.generation.llamacpp import LlamaCppGenerator, top1_agreement  # noqa: E402
 from chatkit.generation.loader import load_generator  # noqa: E402
 from chatkit.prompting import Passage, PromptTurn, build_messages  # noqa: E402

@@ -1,12 +1,16 @@
 from __future__ import annotations
 
 import collections
+import math
 import re
 import string
 
 import pytest
 
+from chatkit.errors import InputError
 from chatkit.evaluation import metrics as m
+from chatkit.evaluation.ranking import as_run, mean_scores, ranked_documents, score_queries
+from chatkit.types import Chunk, Hit
 
 
 def squad_f1(prediction: str, ground_truth: str) -> float:
@@ -100,7 +104,39 @@ def test_abstention_scores() -> None:
     assert m.abstention_scores([], [])["abstention_recall"] == 0.0
 
 
-def test_percentiles_and_recall_at_k() -> None:
+def test_percentiles_and_gold_doc_retrieved() -> None:
     assert m.percentile([1, 2, 3, 4], 50) == 2.5
     assert m.percentile([], 95) == 0.0
-    assert m.recall_at_k(["x", "a"], ["a"], 1) == 0.0 and m.recall_at_k(["x", "a"], ["a"], 2) == 1.0
+    assert m.gold_doc_retrieved(["x", "a"], ["a", "b"]) == 1.0  # any gold document is a hit, rank ignored
+    assert m.gold_doc_retrieved(["x", "y"], ["a"]) == 0.0 and m.gold_doc_retrieved(["x"], []) == 0.0
+
+
+# Two queries ranked by hand. q1: x, g2, g1 with g1 and g2 relevant; q2: g3, y with g3 relevant.
+RUN = {"q1": as_run(["x", "g2", "g1"]), "q2": as_run(["g3", "y"])}
+QRELS = {"q1": {"g1": 1, "g2": 1}, "q2": {"g3": 1, "z": 0}}
+NDCG3_Q1 = (1 / math.log2(3) + 1 / math.log2(4)) / (1 + 1 / math.log2(3))  # gains at ranks 2, 3 over the ideal 1, 2
+
+
+def test_ranking_measures_match_hand_computed_values() -> None:
+    names = ("ndcg@3", "recall@1", "recall@2", "recall@3", "p@2", "map", "mrr@1", "mrr")
+    per_query = score_queries(RUN, QRELS, names)
+    assert per_query["q1"] == pytest.approx({"ndcg@3": NDCG3_Q1, "recall@1": 0.0, "recall@2": 0.5, "recall@3": 1.0, "p@2": 0.5,
+                                             "map": (1 / 2 + 2 / 3) / 2, "mrr@1": 0.0, "mrr": 0.5})
+    assert per_query["q2"] == pytest.approx({"ndcg@3": 1.0, "recall@1": 1.0, "recall@2": 1.0, "recall@3": 1.0, "p@2": 0.5,
+                                             "map": 1.0, "mrr@1": 1.0, "mrr": 1.0})
+    means = mean_scores(per_query, names)
+    assert means["ndcg@3"] == pytest.approx((NDCG3_Q1 + 1) / 2) and means["recall@2"] == pytest.approx(0.75)
+    assert means["mrr"] == pytest.approx(0.75) and means["mrr@1"] == pytest.approx(0.5)
+
+
+def test_ranking_a_query_with_no_hits_scores_zero_and_unjudged_queries_are_left_out() -> None:
+    per_query = score_queries({"q1": {}, "q2": RUN["q2"], "unjudged": {"a": 1.0}}, QRELS, ("recall@3", "mrr@10"))
+    assert per_query == {"q1": {"recall@3": 0.0, "mrr@10": 0.0}, "q2": {"recall@3": 1.0, "mrr@10": 1.0}}
+    with pytest.raises(InputError, match="unknown ranking measure 'recall'"):
+        score_queries(RUN, QRELS, ("recall",))
+
+
+def test_ranked_documents_keep_each_document_at_its_best_chunk() -> None:
+    hits = [Hit(Chunk(d, i, "text", d, (), 0, 4), 1.0 - i / 10, i + 1) for i, d in enumerate(("a", "b", "a", "c", "d"))]
+    assert ranked_documents(hits, 3) == ["a", "b", "c"]
+    assert list(as_run(["a", "b", "c"]).values()) == sorted(as_run(["a", "b", "c"]).values(), reverse=True)

@@ -108,3 +108,65 @@ def test_packaged_dialogue_converts_and_loads(real_home: Path) -> None:
     assert (real_home / "models" / "SmolLM2-135M-Instruct" / COMPLETE_MARKER).is_file()
     text = gen.generate(gen.render([{"role": "user", "content": "What is 2+2?"}]), GenParams(max_new_tokens=8))
     assert text.strip()
+
+
+# --- adapters name their base portably -------------------------------------------------------------
+
+
+def json_strings(value: object) -> list[str]:
+    if isinstance(value, dict):
+        return [s for v in value.values() for s in json_strings(v)]
+    if isinstance(value, list):
+        return [s for v in value for s in json_strings(v)]
+    return [value] if isinstance(value, str) else []
+
+
+def test_shipped_adapters_carry_no_machine_path() -> None:
+    import json
+
+    from chatkit.training.shipped import SHIPPED_DIR
+
+    folders = [p for p in sorted(SHIPPED_DIR.iterdir()) if p.is_dir()]
+    assert folders, "no shipped adapter found"
+    for folder in folders:
+        config = json.loads((folder / "adapter_config.json").read_text())
+        meta = json.loads((folder / "chatkit-adapter.json").read_text())
+        assert config["base_model_name_or_path"] == meta["base_model"], folder.name
+        paths = [s for s in json_strings(config) + json_strings(meta) if os.path.isabs(s) or s.startswith("~")]
+        assert not paths, f"{folder.name} names machine paths: {paths}"
+
+
+def test_saved_adapter_names_its_base_by_id_and_loads_onto_the_model_in_hand(tiny_model_dir: Path, tmp_path: Path) -> None:
+    """PEFT writes the base's local folder; chatkit replaces it by the model id, and loading never reads it."""
+    import json
+
+    import torch
+    from peft import LoraConfig, get_peft_model
+
+    from chatkit.generation.hf import HFGenerator
+    from chatkit.training.portable import write_portable_base_name
+
+    gen = HFGenerator(str(tiny_model_dir), dtype="float32")
+    torch.manual_seed(1)
+    peft = get_peft_model(gen.model, LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"], task_type="CAUSAL_LM"))
+    with torch.no_grad():
+        for name, param in peft.named_parameters():
+            if "lora_B" in name:
+                param.normal_(0, 0.05)
+    folder = tmp_path / "adapter"
+    peft.save_pretrained(str(folder))
+    config_file = folder / "adapter_config.json"
+    assert json.loads(config_file.read_text())["base_model_name_or_path"] == str(tiny_model_dir)
+
+    write_portable_base_name(folder, "HuggingFaceTB/SmolLM2-135M-Instruct")
+    config = json.loads(config_file.read_text())
+    assert config["base_model_name_or_path"] == "HuggingFaceTB/SmolLM2-135M-Instruct"
+    assert config["r"] == 4 and config["target_modules"]  # the rest of PEFT's config is kept
+
+    fresh = HFGenerator(str(tiny_model_dir), dtype="float32")  # offline (conftest): a hub id could not load
+    ids = torch.tensor([fresh.render([{"role": "user", "content": "What is LoRA?"}])])
+    with torch.no_grad():
+        base_logits = fresh.model(ids).logits
+        fresh.load_adapter("portable", folder)
+        tuned_logits = fresh.model(ids).logits
+    assert not torch.allclose(base_logits, tuned_logits, atol=1e-4), "the adapter did not load onto the model"

@@ -10,7 +10,6 @@ from chatkit.prompting import (
     parse_citations,
     parse_user_message,
     says_abstain,
-    split_sentences,
     standalone_query,
     strip_invalid_citations,
 )
@@ -64,11 +63,6 @@ def test_follow_ups_are_searched_with_the_previous_question() -> None:
     assert standalone_query("why is it cheaper?", ["What is LoRA?"]) == "What is LoRA? why is it cheaper?"
     assert standalone_query("How does FAISS build an HNSW index over vectors?", ["What is LoRA?"]).startswith("How")
     assert standalone_query("what is lora", []) == "what is lora"
-
-
-def test_sentences_skip_code_and_lists_markup() -> None:
-    text = "LoRA freezes the weights. It trains two matrices A and B.\n\n```python\nx = 1\n```\n\n- Rank r is small, often 8 or 16."
-    assert split_sentences(text) == ["LoRA freezes the weights.", "It trains two matrices A and B.", "Rank r is small, often 8 or 16."]
 
 
 def test_passage_quoting_a_numbered_line_stays_one_block() -> None:

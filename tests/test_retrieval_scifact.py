@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from chatkit.evaluation.beir import MEASURES, beir_files, read_qrels, read_queries
+from chatkit.evaluation.ranking import mean_scores, score_queries
 from tests.conftest import SHARED, run_cli
 
 SCIFACT = SHARED / "data" / "scifact"
@@ -31,6 +33,21 @@ def slice_beir(out: Path, queries: int = 20, extra_docs: int = 150) -> Path:
                 extra += doc_id not in relevant
                 dst.write(line)
     return out
+
+
+@pytest.mark.skipif(not SCIFACT.is_dir(), reason="SciFact not found at ../shared/data/scifact")
+def test_scifact_qrels_ranked_perfectly_and_backwards_score_as_trec_eval_says() -> None:
+    """No model: the qrels themselves as the run. Ranked first, every relevant document gives 1.0; ranked
+    after 10 irrelevant ones, nDCG@10, Recall@10 and MRR@10 are 0 while Recall@100 stays 1."""
+    _, queries_path, qrels_path = beir_files(SCIFACT, "test")
+    qrels, queries = read_qrels(qrels_path), read_queries(queries_path)
+    assert len(qrels) == 300 and set(qrels) <= set(queries)
+    filler = [f"not-relevant-{i}" for i in range(10)]
+    perfect = {q: {d: 100.0 - i for i, d in enumerate(docs)} for q, docs in qrels.items()}
+    assert mean_scores(score_queries(perfect, qrels, MEASURES), MEASURES) == pytest.approx(dict.fromkeys(MEASURES, 1.0))
+    late = {q: {d: 100.0 - i for i, d in enumerate([*filler, *docs])} for q, docs in qrels.items()}
+    assert mean_scores(score_queries(late, qrels, MEASURES), MEASURES) == pytest.approx(
+        {"ndcg@10": 0.0, "recall@10": 0.0, "recall@100": 1.0, "mrr@10": 0.0})
 
 
 @pytest.mark.slow

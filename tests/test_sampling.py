@@ -1,20 +1,25 @@
-"""The token choice and stop-sequence cut shared by both generation backends."""
+"""The token choice and stop-sequence cut of the one decode loop (generation/base.py)."""
 
 from __future__ import annotations
 
 import numpy as np
 
-from chatkit.generation.params import GenParams
-from chatkit.generation.sampling import choose, cut_at_stop
+from chatkit.generation.base import GenParams
+from chatkit.generation.sampling import choose, shown_until
 
 
-def test_stop_sequence_spanning_pieces_is_cut_where_it_starts() -> None:
-    assert cut_at_stop("Hello wor", "wor", ("<|im_end|>",)) == ("wor", False)
-    assert cut_at_stop("Answer.<|im", ".<|im", ("<|im",)) == (".", True)
-    # The stop began in an earlier piece: nothing of this one is shown.
-    assert cut_at_stop("Answer<|im_end", "_end", ("<|im",)) == ("", True)
-    assert cut_at_stop("a STOP b", " b", ("", "STOP")) == ("", True)
-    assert cut_at_stop("no stops", "stops", ()) == ("stops", False)
+def test_stop_string_spanning_pieces_is_cut_where_it_starts_and_its_start_held_back() -> None:
+    stops = ("\nQuestion:", "<|im")
+    assert shown_until("Hello wor", 6, stops) == (9, False)
+    # A possible start of a stop string is held back until the next pieces decide ...
+    assert shown_until("Answer.\nQue", 0, stops) == (7, False)
+    assert shown_until("Answer.<", 7, stops) == (7, False)
+    # ... then cut where the stop began, even when that was pieces ago ...
+    assert shown_until("Answer.\nQuestion: why", 7, stops) == (7, True)
+    # ... or released when it turned out to be ordinary text.
+    assert shown_until("Answer.\nQuick", 7, stops) == (13, False)
+    assert shown_until("a STOP b", 0, ("", "STOP")) == (2, True)
+    assert shown_until("no stops", 3, ()) == (8, False)
 
 
 def test_greedy_with_repetition_penalty_and_seeded_sampling() -> None:

@@ -19,6 +19,7 @@ import pytest
 from chatkit.config import Paths, load_settings
 from chatkit.conversations import ConversationStore
 from chatkit.engine import ChatEngine
+from chatkit.prompting import strip_invalid_citations
 from chatkit.server.limits import ModelGate, QueueFull, check_bind, is_loopback, key_matches
 from tests.conftest import run_cli
 
@@ -305,11 +306,54 @@ def test_client_disconnect_stops_generation(engine: ChatEngine, kb_home: Path, t
             lines = r.iter_lines()
             head = json.loads(next(line for line in lines if line.startswith("data: "))[6:])
             conv = head["conversation_id"]
-            next(line for line in lines if '"content": "' in line and '"content": ""' not in line)  # a token arrived
+            received = ""
+            for line in lines:  # a few tokens arrive
+                if line.startswith("data: {"):
+                    received += json.loads(line[6:])["choices"][0]["delta"].get("content") or ""
+                if len(received.strip()) >= 20:
+                    break
         # closing the response drops the connection mid-answer
         wait_for(lambda: gate.admitted == 0)  # the answer was stored before the model thread let go
         (turn,) = store.turns(conv)
         assert not turn.complete and 0 < turn.timings["new_tokens"] < 1000
+        assert turn.answer.startswith(strip_invalid_citations(received, len(turn.passages)).strip())  # what the client saw is kept
+
+
+def test_openai_sampling_fields_reach_generation(engine: ChatEngine, kb_home: Path, tmp_path: Path) -> None:
+    app, store = make_app(engine, kb_home, tmp_path / "c.sqlite")
+    generative = {"style": "generative", "max_tokens": 30}
+    with serving(app) as url, httpx.Client(base_url=url, timeout=60) as http:
+        def answer(**fields: Any) -> dict[str, Any]:
+            r = http.post("/v1/chat/completions", json=question("Why is LoRA cheap?", **fields))
+            assert r.status_code == 200, r.text
+            return dict(r.json())
+
+        def text(reply: dict[str, Any]) -> str:
+            return str(reply["choices"][0]["message"]["content"])
+
+        full = answer(**generative)
+        assert full["usage"]["completion_tokens"] == 30 and full["choices"][0]["finish_reason"] == "length"
+        assert answer(**generative)["choices"] == full["choices"]  # greedy: the same answer twice
+        sampled = [text(answer(**generative, temperature=1.5, top_p=0.95, seed=s)) for s in (1, 1, 2)]
+        assert sampled[0] == sampled[1] != sampled[2] and sampled[0] != text(full)  # seeded sampling
+
+        whole, seeded = sampled[0], generative | {"temperature": 1.5, "top_p": 0.95, "seed": 1}
+        at = next(i for i in range(len(whole) // 3, len(whole) - 3) if whole.find(whole[i:i + 3]) == i and whole[i:i + 3].strip())
+        stop = whole[at:at + 3]  # its first occurrence is a third of the way in
+        cut = answer(**seeded, stop=[stop, "never-said"])
+        assert text(cut) == whole[:at].strip() and cut["choices"][0]["finish_reason"] == "stop"
+        assert text(answer(**seeded, stop=stop)) == text(cut)  # a single string works too
+        assert answer(style="generative", max_completion_tokens=5)["usage"]["completion_tokens"] == 5
+
+        long = answer(style="extractive")
+        short = answer(style="extractive", max_tokens=4)
+        assert engine.generator.count_tokens(text(short)) <= 4 < engine.generator.count_tokens(text(long))
+        assert short["choices"][0]["finish_reason"] == "length" and text(long).startswith(text(short))
+        assert store.turns(short["conversation_id"])[0].answer == text(short)
+
+        r = http.post("/v1/chat/completions", json=question("hi", stop=["a", "b", "c", "d", "e"]))
+        assert r.status_code == 400 and str(r.json()["error"]["param"]).startswith("stop")
+        assert http.post("/v1/chat/completions", json=question("hi", stop="")).status_code == 400
 
 
 def test_client_that_leaves_while_queued_never_reaches_the_model(engine: ChatEngine, kb_home: Path, tmp_path: Path) -> None:

@@ -27,7 +27,7 @@ def test_shipped_configs_load_and_say_what_the_issue_asks() -> None:
 
 
 def test_sft_config_follows_the_training_config(tmp_path: Path) -> None:
-    from chatkit.training.setup import sft_config, use_bf16
+    from chatkit.training.build import sft_config, use_bf16
 
     cfg = TrainingConfig(bf16="false", epochs=3.0, batch_size=2, max_length=256)
     assert use_bf16(cfg, None) is False
@@ -45,14 +45,14 @@ def test_nf4_without_cuda_is_a_config_error(tiny_model_dir: Path) -> None:
 
     if torch.cuda.is_available():
         pytest.skip("has CUDA")
-    from chatkit.training.setup import load_base_model
+    from chatkit.training.build import load_base_model
 
     with pytest.raises(ConfigError, match="needs a CUDA GPU"):
         load_base_model(str(tiny_model_dir), TrainingConfig(quantization="nf4"), bf16=False)
 
 
 def test_unknown_target_module_is_a_config_error(tiny_model_dir: Path) -> None:
-    from chatkit.training.setup import load_base_model
+    from chatkit.training.build import load_base_model
 
     with pytest.raises(ConfigError) as info:
         load_base_model(str(tiny_model_dir), TrainingConfig(target_modules=["q_proj", "qkv"]), bf16=False)
@@ -92,7 +92,7 @@ def test_malloc_arena_cap_applies_in_a_fresh_process() -> None:
 
 def test_auto_checkpointing_follows_the_longest_row() -> None:
     from chatkit.config import CHECKPOINT_ABOVE_TOKENS
-    from chatkit.training.setup import checkpointing
+    from chatkit.training.build import checkpointing
     from chatkit.training.sft import resolve_checkpointing
 
     auto = TrainingConfig()

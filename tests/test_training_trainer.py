@@ -39,7 +39,7 @@ def test_answer_only_head_matches_trl_loss_and_gradients(tiny_model_dir: Path, t
     from transformers import AutoTokenizer
     from trl import SFTTrainer
 
-    from chatkit.training.setup import build_trainer
+    from chatkit.training.build import build_trainer
     from chatkit.training.trainer import ChatkitSFTTrainer
 
     torch.manual_seed(0)

@@ -211,12 +211,14 @@ async def test_quit_while_answering_stores_the_partial_answer(chat_paths: Any, t
         await wait_until(pilot, lambda: app.session.engine is not None)
         app.query_one("#prompt").insert(QUESTION)
         await pilot.press("enter")
-        await wait_until(pilot, lambda: app.generating)
+        await wait_until(pilot, lambda: app.generating and app.query(AnswerView).last().tokens_seen >= 3)
+        shown = app.query(AnswerView).last().record
         await pilot.press("ctrl+c")
         await wait_until(pilot, lambda: not app.is_running)
     store = ConversationStore(chat_paths.conversations_db)
     (turn,) = store.turns(store.list_conversations()[0].id)
     assert turn.question == QUESTION and not turn.complete
+    assert turn.answer and turn.answer == shown.answer  # the text already on screen is kept
 
 
 @sync

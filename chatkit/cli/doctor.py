@@ -1,16 +1,28 @@
-"""The checks behind `chatkit doctor`."""
+"""`chatkit doctor`: check the install, the models and the data dir."""
 
 from __future__ import annotations
 
+import argparse
 import json
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from chatkit.cli.context import Context, Subparsers
+
+
+def register(sub: Subparsers, common: argparse.ArgumentParser) -> None:
+    p = sub.add_parser("doctor", parents=[common], help="check the install, the models and the data dir")
+    p.add_argument("--json", action="store_true", help="print the checks as JSON")
+    p.add_argument("--skip-models", action="store_true", help="do not load the models (fast)")
+    p.set_defaults(func=run)
+
 
 REQUIRED_PACKAGES = [
     ("torch", "torch"), ("sentence-transformers", "sentence_transformers"), ("faiss-cpu", "faiss"),
     ("transformers", "transformers"), ("peft", "peft"), ("trl", "trl"), ("textual", "textual"),
     ("datasets", "datasets"), ("accelerate", "accelerate"), ("gguf", "gguf"), ("bm25s", "bm25s"),
-    ("pypdf", "pypdf"), ("selectolax", "selectolax"), ("ranx", "ranx"), ("sacrebleu", "sacrebleu"),
+    ("pypdf", "pypdf"), ("selectolax", "selectolax"), ("sacrebleu", "sacrebleu"),
     ("rouge-score", "rouge_score"), ("matplotlib", "matplotlib"),
 ]
 OPTIONAL_PACKAGES = [("llama-cpp-python", "llama_cpp"), ("bitsandbytes", "bitsandbytes"), ("fastapi", "fastapi"), ("uvicorn", "uvicorn"),
@@ -36,7 +48,7 @@ def _run_check(checks: list[Check], name: str, fn: Any, required: bool = True) -
         return None
 
 
-def collect(ctx: Any, skip_models: bool = False) -> list[Check]:
+def collect(ctx: Context, skip_models: bool = False) -> list[Check]:
     import importlib.metadata
     import os
     import platform
@@ -112,7 +124,7 @@ def _import_version(module: str, dist: str, metadata: Any) -> str:
     return str(metadata.version(dist))
 
 
-def _model_checks(ctx: Any, checks: list[Check]) -> None:
+def _model_checks(ctx: Context, checks: list[Check]) -> None:
     import time
 
     settings, paths = ctx.settings, ctx.paths
@@ -146,7 +158,7 @@ def _model_checks(ctx: Any, checks: list[Check]) -> None:
     _run_check(checks, "dialogue model", dialogue_check)
 
 
-def run(ctx: Any, args: Any) -> int:
+def run(ctx: Context, args: argparse.Namespace) -> int:
     checks = collect(ctx, skip_models=args.skip_models)
     healthy = all(c.ok for c in checks if c.required)
     if args.json:

@@ -1,1 +1,1 @@
-"""Evaluation: answer metrics without an LLM judge, comparisons, reports."""
+"""Evaluation: answer metrics without an LLM judge, retrieval evaluation (the one definition of ranking metrics), comparisons, reports."""

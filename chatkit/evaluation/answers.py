@@ -2,19 +2,18 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import sqlite3
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from chatkit.engine import ChatEngine, ChatOptions
-from chatkit.errors import DataError, InputError
+from chatkit.errors import DataError, InputError, ModelError
 from chatkit.evaluation import metrics as m
+from chatkit.types import Answer
 
 REQUIRED = ("id", "question", "answer", "doc_ids", "keywords", "answerable")
 
@@ -31,7 +30,7 @@ class QAItem:
 
 def load_qa(path: Path) -> list[QAItem]:
     if not path.is_file():
-        raise InputError(f"QA file not found: {path}", "pass --qa corpora/qa/qa.jsonl or your own file")
+        raise InputError(f"QA file not found: {path}", "pass --qa corpora/qa/dev.jsonl, --qa corpora/qa/test.jsonl or your own file")
     items, errors = [], []
     for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
         if not line.strip():
@@ -56,8 +55,8 @@ def load_qa(path: Path) -> list[QAItem]:
 
 
 class GenerationCache:
-    """Generations keyed by (model, adapter, style, decoding, prompt): re-runs are instant and an
-    interrupted run resumes where it stopped."""
+    """Generations by the engine's key (model, dtype, adapter, style, decoding, prompt): re-runs are
+    instant and an interrupted run resumes where it stopped."""
 
     def __init__(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -88,45 +87,26 @@ class ItemResult:
     scores: dict[str, float | None] = field(default_factory=dict)
 
 
-def _key(engine: ChatEngine, style: str, prompt_ids: Sequence[int]) -> str:
-    g = engine.settings.generation
-    parts = [getattr(engine.generator, "model_id", ""), getattr(engine.generator, "dtype", ""), engine.adapter_name, style,
-             f"{g.max_new_tokens}/{g.temperature}/{g.top_p}/{g.repetition_penalty}/{g.seed}", ",".join(map(str, prompt_ids))]
-    return hashlib.sha256("|".join(parts).encode()).hexdigest()
-
-
 def answer_item(engine: ChatEngine, item: QAItem, cache: GenerationCache | None, k: int | None = None,
                 perplexity: bool = True) -> ItemResult:
-    from chatkit.generation import GenParams
-    from chatkit.generation.hf import StreamStats
-
-    started = time.perf_counter()
-    plan = engine.plan(item.question, (), ChatOptions(k=k))
-    raw = ""
-    gen_time = 0.0
-    from_cache = False
-    if not plan.abstain_reason and plan.style != "extractive":
-        key = _key(engine, plan.style, plan.prompt_ids)
-        cached = cache.get(key) if cache else None
-        if cached:
-            raw, stats_d = cached
-            gen_time, from_cache = stats_d.get("seconds", 0.0), True
-        else:
-            stats = StreamStats()
-            t = time.perf_counter()
-            raw = "".join(engine.generator.stream(plan.prompt_ids, GenParams.from_settings(engine.settings.generation), stats=stats))
-            gen_time = time.perf_counter() - t
-            if cache:
-                cache.put(key, raw, {"seconds": gen_time, "tokens_per_s": stats.tokens_per_s})
-    elif plan.style == "extractive" and not plan.abstain_reason:
-        raw = engine.extractive_answer(plan.question, plan.given)
-    answer = engine.finish(plan, raw)
+    """One QA item through the engine (generations reused from `cache`), scored."""
+    answer: Answer | None = None
+    retrieved: list[str] = []
+    prompt_ids: list[int] = []
+    for event in engine.chat(item.question, (), ChatOptions(k=k, cache=cache)):
+        if event.kind == "retrieval":
+            retrieved = [h.chunk.doc_id for h in event.hits]
+        elif event.kind == "error":
+            raise ModelError(f"item {item.id}: {event.text}", "rerun; answers already generated come from the cache")
+        elif event.kind == "answer":
+            answer, prompt_ids = event.answer, list(event.data.get("prompt_ids", []))
+    assert answer is not None
+    t = answer.timings
     # The latency a user would see, also when the generation came from the cache.
-    latency = plan.timings.get("retrieval_s", 0.0) + gen_time if from_cache else time.perf_counter() - started
+    latency = t.get("retrieval_s", 0.0) + t.get("generation_s", 0.0) if t.get("cached") else t["total_s"]
     cited_ids = [c.doc_id for c in answer.citations]
     cited_texts = [answer.hits[c.n - 1].chunk.text for c in answer.citations]
-    retrieved = [h.chunk.doc_id for h in plan.hits]
-    scores: dict[str, float | None] = {"retrieval_recall": m.recall_at_k(retrieved, item.doc_ids, len(retrieved)) if item.answerable else None}
+    scores: dict[str, float | None] = {"gold_doc_retrieved": m.gold_doc_retrieved(retrieved, item.doc_ids) if item.answerable else None}
     if item.answerable:
         scores.update(
             token_f1=m.token_f1(answer.text, item.answer), exact_match=m.exact_match(answer.text, item.answer),
@@ -136,10 +116,8 @@ def answer_item(engine: ChatEngine, item: QAItem, cache: GenerationCache | None,
             citation_recall=m.citation_recall(cited_ids, item.doc_ids),
             groundedness=m.groundedness(answer.text, cited_texts) if cited_texts else 0.0,
         )
-        if perplexity and plan.prompt_ids:
-            ref_ids = list(engine.generator.tokenizer(item.answer, add_special_tokens=False)["input_ids"])  # type: ignore[attr-defined]
-            nll, n = engine.generator.answer_nll(plan.prompt_ids, ref_ids)  # type: ignore[attr-defined]
-            scores["reference_nll"] = nll / max(n, 1)
+        if perplexity and prompt_ids:
+            scores["reference_nll"] = engine.reference_nll(prompt_ids, item.answer)
     return ItemResult(item.id, item.question, item.answer, answer.text, item.answerable, answer.abstained, list(item.doc_ids),
                       cited_ids, retrieved, latency, scores)
 
@@ -163,7 +141,7 @@ def _mean(values: Sequence[float | None]) -> float:
 def summarize(results: Sequence[ItemResult]) -> dict[str, Any]:
     answerable = [r for r in results if r.answerable]
     summary: dict[str, Any] = {"items_total": len(results), "answerable": len(answerable), "unanswerable": len(results) - len(answerable)}
-    for name in ("token_f1", "exact_match", "rouge_l", "keyword_recall", "citation_precision", "citation_recall", "groundedness", "retrieval_recall"):
+    for name in ("token_f1", "exact_match", "rouge_l", "keyword_recall", "citation_precision", "citation_recall", "groundedness", "gold_doc_retrieved"):
         summary[name] = _mean([r.scores.get(name) for r in answerable])
     summary["bleu"] = m.bleu([r.prediction for r in answerable], [r.reference for r in answerable])
     nlls = [r.scores["reference_nll"] for r in answerable if r.scores.get("reference_nll") is not None]

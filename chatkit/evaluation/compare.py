@@ -12,7 +12,7 @@ from chatkit.evaluation.answers import ItemResult
 
 # Higher is better for all of them; the verdict looks only at DECIDING.
 METRICS = ("token_f1", "citation_precision", "citation_recall", "rouge_l", "keyword_recall", "groundedness",
-           "exact_match", "retrieval_recall", "abstention_correct")
+           "exact_match", "gold_doc_retrieved", "abstention_correct")
 DECIDING = ("token_f1", "citation_precision")
 RESAMPLES = 10_000
 SEED = 0

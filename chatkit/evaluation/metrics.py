@@ -102,10 +102,12 @@ def groundedness(answer: str, cited_texts: Sequence[str]) -> float:
     return sum(w in source for w in words) / len(words)
 
 
-def recall_at_k(retrieved_doc_ids: Sequence[str], gold_doc_ids: Sequence[str], k: int) -> float:
-    if not gold_doc_ids:
-        return 0.0
-    return float(bool(set(retrieved_doc_ids[:k]) & set(gold_doc_ids)))
+def gold_doc_retrieved(retrieved_doc_ids: Sequence[str], gold_doc_ids: Sequence[str]) -> float:
+    """1.0 when any gold document is among the retrieved passages, else 0.0; its mean is a hit rate.
+
+    Not a Recall@k: the ranking measures (nDCG@k, Recall@k, MRR) are defined once, in evaluation.ranking.
+    """
+    return float(bool(set(retrieved_doc_ids) & set(gold_doc_ids)))
 
 
 def percentile(values: Sequence[float], q: float) -> float:

@@ -1,5 +1,5 @@
-"""Dialogue-model generation: dtype choice, loading, streaming, adapters."""
+"""Dialogue-model generation: dtype choice, loading, the decode loop (base.py) and its backends."""
 
-from chatkit.generation.params import GenParams
+from chatkit.generation.base import Generator, GenParams, StreamStats
 
-__all__ = ["GenParams"]
+__all__ = ["GenParams", "Generator", "StreamStats"]

@@ -2,38 +2,47 @@
 
 from __future__ import annotations
 
+import contextlib
+import inspect
+import json
+import re
 import threading
-import time
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from chatkit.errors import AdapterError, ModelError
-from chatkit.generation.params import GenParams
-from chatkit.generation.sampling import choose, cut_at_stop
+from chatkit.generation.base import GeneratorBase, eos_ids
 
-Message = dict[str, str]
-
-
-@dataclass
-class StreamStats:
-    prompt_tokens: int = 0
-    new_tokens: int = 0
-    prefill_s: float = 0.0
-    decode_s: float = 0.0
-    stopped: str = ""
-
-    @property
-    def tokens_per_s(self) -> float:
-        return (self.new_tokens - 1) / self.decode_s if self.decode_s > 0 and self.new_tokens > 1 else 0.0
+_BYTE_TOKEN = re.compile(r"<0x([0-9A-Fa-f]{2})>")
 
 
-class HFGenerator:
+def byte_level_alphabet() -> dict[str, int]:
+    """GPT-2's byte-level BPE alphabet, character -> byte: printable bytes stand for themselves, the rest are shifted."""
+    kept = [*range(ord("!"), ord("~") + 1), *range(ord("¡"), ord("¬") + 1), *range(ord("®"), ord("ÿ") + 1)]
+    chars = list(kept)
+    shifted = 0
+    for b in range(256):
+        if b not in kept:
+            kept.append(b)
+            chars.append(256 + shifted)
+            shifted += 1
+    return {chr(c): b for b, c in zip(kept, chars, strict=True)}
+
+
+def is_byte_level(tokenizer: Any) -> bool:
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    if backend is None:
+        return False
+    decoder = json.loads(backend.to_str()).get("decoder") or {}
+    kinds = {decoder.get("type")} | {d.get("type") for d in decoder.get("decoders") or []}
+    return "ByteLevel" in kinds
+
+
+class HFGenerator(GeneratorBase):
     """A causal LM loaded once; PEFT adapters are switched on the shared base without reloading it."""
 
     backend_name = "hf"
-    backend_note = ""  # why this backend was chosen (generation/loader.py)
 
     def __init__(self, model_path: str, dtype: str = "float32", threads: int = 0) -> None:
         import torch
@@ -54,38 +63,22 @@ class HFGenerator:
         self.model.eval()
         if self.tokenizer.chat_template is None:
             raise ModelError(f"model at {model_path} has no chat template", "use an instruct/chat model folder")
-        self.eos_ids = self._eos_ids()
+        self.eos_ids = eos_ids(self.tokenizer, self.model.generation_config.eos_token_id)
         self.adapters: dict[str, str] = {}
         self.active_adapter: str | None = None
         self._lock = threading.Lock()
-
-    def _eos_ids(self) -> set[int]:
-        ids: set[int] = set()
-        eos = self.model.generation_config.eos_token_id
-        if isinstance(eos, int):
-            ids.add(eos)
-        elif isinstance(eos, list):
-            ids.update(eos)
-        if self.tokenizer.eos_token_id is not None:
-            ids.add(self.tokenizer.eos_token_id)
-        for special in ("<|im_end|>", "<|eot_id|>", "<|end|>"):
-            tid = self.tokenizer.convert_tokens_to_ids(special)
-            if isinstance(tid, int) and tid != self.tokenizer.unk_token_id and tid is not None:
-                ids.add(tid)
-        return ids
+        self._cache: Any = None  # the keys/values of the answer being decoded
+        # transformers renamed forward's `past_key_values` to `cache` within 5.x (the old name warns).
+        forward = inspect.signature(type(self.model).forward).parameters
+        self._cache_arg = "cache" if "cache" in forward else "past_key_values"
+        self._special = frozenset(int(t) for t in self.tokenizer.all_special_ids)
+        self._added = frozenset(int(t) for t in getattr(self.tokenizer, "added_tokens_decoder", {}))
+        self._alphabet = byte_level_alphabet() if is_byte_level(self.tokenizer) else {}
+        self._bytes: dict[int, bytes] = {}
 
     @property
     def max_context(self) -> int:
         return int(getattr(self.model.config, "max_position_embeddings", 2048) or 2048)
-
-    # --- prompts ------------------------------------------------------------------------------
-
-    def render(self, messages: Sequence[Message], add_generation_prompt: bool = True) -> list[int]:
-        text = self.tokenizer.apply_chat_template(list(messages), tokenize=False, add_generation_prompt=add_generation_prompt)
-        return list(self.tokenizer(text, add_special_tokens=False)["input_ids"])
-
-    def count_tokens(self, text: str) -> int:
-        return len(self.tokenizer(text, add_special_tokens=False)["input_ids"])
 
     # --- adapters -----------------------------------------------------------------------------
 
@@ -116,65 +109,56 @@ class HFGenerator:
         self.active_adapter = name
 
     def _adapter_context(self) -> Any:
-        import contextlib
-
         if self.adapters and self.active_adapter is None:
             return self.model.disable_adapter()
         return contextlib.nullcontext()
 
-    # --- generation ---------------------------------------------------------------------------
+    # --- primitives of the decode loop (base.py) ----------------------------------------------
 
-    def stream(self, prompt_ids: Sequence[int], params: GenParams, cancel: threading.Event | None = None,
-               stats: StreamStats | None = None) -> Iterator[str]:
-        """Yield text pieces as they are decoded. One generation at a time per model."""
-        import numpy as np
+    @contextlib.contextmanager
+    def decoding(self) -> Iterator[None]:
         import torch
         from transformers import DynamicCache
 
-        stats = stats if stats is not None else StreamStats()
-        stats.prompt_tokens = len(prompt_ids)
-        rng = np.random.default_rng(params.seed)
         with self._lock, torch.inference_mode(), self._adapter_context():
-            ids = torch.tensor([list(prompt_ids)], dtype=torch.long)
-            cache = DynamicCache()
-            t0 = time.perf_counter()
-            out = self.model(input_ids=ids, past_key_values=cache, use_cache=True)
-            generated: list[int] = []
-            # Which tokens the repetition penalty applies to: the prompt's and the answer's so far.
-            seen = np.zeros(out.logits.shape[-1], dtype=bool)
-            seen[list(prompt_ids)] = True
-            emitted = ""
-            t_first = 0.0
-            for step in range(params.max_new_tokens):
-                token = choose(out.logits[0, -1].float().numpy(), seen, params, rng)
-                if step == 0:
-                    t_first = time.perf_counter()
-                    stats.prefill_s = t_first - t0
-                if token in self.eos_ids:
-                    stats.stopped = "eos"
-                    break
-                generated.append(token)
-                seen[token] = True
-                text = str(self.tokenizer.decode(generated, skip_special_tokens=True))
-                if not text.endswith("\ufffd"):
-                    piece, emitted = text[len(emitted):], text
-                    shown, stopped = cut_at_stop(emitted, piece, params.stop)
-                    if shown:
-                        yield shown
-                    if stopped:
-                        stats.stopped = "stop"
-                        break
-                if cancel is not None and cancel.is_set():
-                    stats.stopped = "cancelled"
-                    break
-                out = self.model(input_ids=torch.tensor([[token]]), past_key_values=cache, use_cache=True)
-            else:
-                stats.stopped = "length"
-            stats.new_tokens = len(generated) + (1 if stats.stopped == "eos" else 0)
-            stats.decode_s = time.perf_counter() - t_first if t_first else 0.0
+            self._cache = DynamicCache()
+            try:
+                yield
+            finally:
+                self._cache = None
 
-    def generate(self, prompt_ids: Sequence[int], params: GenParams) -> str:
-        return "".join(self.stream(prompt_ids, params))
+    def prefill(self, prompt_ids: list[int]) -> Any:
+        import torch
+
+        return self._next_logits(torch.tensor([prompt_ids], dtype=torch.long))
+
+    def step(self, token: int) -> Any:
+        import torch
+
+        return self._next_logits(torch.tensor([[token]]))
+
+    def _next_logits(self, ids: Any) -> Any:
+        out = self.model(input_ids=ids, use_cache=True, **{self._cache_arg: self._cache})
+        return out.logits[0, -1].float().numpy()
+
+    def token_bytes(self, token: int) -> bytes:
+        piece = self._bytes.get(token)
+        if piece is None:
+            piece = self._bytes[token] = self._token_bytes(token)
+        return piece
+
+    def _token_bytes(self, token: int) -> bytes:
+        if token in self._special:
+            return b""  # as decode(..., skip_special_tokens=True)
+        text = str(self.tokenizer.convert_ids_to_tokens(token))
+        if self._alphabet and token not in self._added and all(c in self._alphabet for c in text):
+            return bytes(self._alphabet[c] for c in text)
+        byte = _BYTE_TOKEN.fullmatch(text)
+        if byte:  # SentencePiece byte fallback
+            return bytes([int(byte.group(1), 16)])
+        return text.replace("\u2581", " ").encode("utf-8")  # an added token as written, or SentencePiece
+
+    # --- scoring ------------------------------------------------------------------------------
 
     def answer_nll(self, prompt_ids: Sequence[int], answer_ids: Sequence[int]) -> tuple[float, int]:
         """Summed negative log-likelihood of `answer_ids` after `prompt_ids` (for perplexity)."""
@@ -186,4 +170,3 @@ class HFGenerator:
             target = torch.tensor(list(answer_ids))
             nll = torch.nn.functional.cross_entropy(logits, target, reduction="sum")
         return float(nll), len(answer_ids)
-

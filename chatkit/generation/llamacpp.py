@@ -1,9 +1,8 @@
 """The llama.cpp backend (llama-cpp-python): the home of llama_cpp.
 
 Prompts are rendered and tokenized by the Hugging Face tokenizer of the model folder, exactly as on the
-`hf` backend, and llama.cpp is fed those token ids; it only runs the network. Sampling (greedy,
-temperature, top-p, repetition penalty over prompt and answer) is the `hf` backend's, done on the
-logits in numpy. PEFT adapters are converted once into llama.cpp LoRA GGUFs (gguf_write.py) and
+`hf` backend, and llama.cpp is fed those token ids; it only runs the network. The decode loop
+(sampling, stops, text) is base.py's, the one the `hf` backend uses. PEFT adapters are converted once into llama.cpp LoRA GGUFs (gguf_write.py) and
 switched on the loaded model without reloading it; cached keys/values of whole leading prompt batches
 shared with the previous prompt are reused (bit-identical to a cold run) and dropped when the adapter
 changes.
@@ -12,25 +11,20 @@ changes.
 from __future__ import annotations
 
 import atexit
-import codecs
 import contextlib
 import ctypes
 import json
 import os
 import threading
-import time
 import weakref
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from chatkit.errors import AdapterError, InputError, ModelError
+from chatkit.errors import AdapterError, ModelError
+from chatkit.generation.base import GeneratorBase, eos_ids
 from chatkit.generation.gguf_write import ensure_lora_gguf, read_config
-from chatkit.generation.hf import StreamStats
-from chatkit.generation.params import GenParams
-from chatkit.generation.sampling import choose, cut_at_stop
 
-Message = dict[str, str]
 HINT_HF = "use the transformers backend: --set generation.backend=hf"
 
 
@@ -150,11 +144,10 @@ def first_line(exc: BaseException) -> str:
     return (text.splitlines()[0] if text else type(exc).__name__)[:200]
 
 
-class LlamaCppGenerator:
+class LlamaCppGenerator(GeneratorBase):
     """A GGUF model run by llama.cpp, with the interface of HFGenerator as ChatEngine uses it."""
 
     backend_name = "llamacpp"
-    backend_note = ""
 
     def __init__(self, model_path: str, gguf_path: str, threads: int = 0, n_ctx: int = 2048,
                  cache_dir: Path | None = None, n_batch: int = 512) -> None:
@@ -198,7 +191,7 @@ class LlamaCppGenerator:
             raise
         self.n_vocab = int(self._llm.n_vocab())
         self.dtype = self._file_type()
-        self.eos_ids = self._eos_ids()
+        self.eos_ids = eos_ids(self.tokenizer, self._declared_eos())
         self.adapters: dict[str, str] = {}
         self._handles: dict[str, Any] = {}
         self.active_adapter: str | None = None
@@ -243,24 +236,13 @@ class LlamaCppGenerator:
         except (ValueError, ImportError):
             return f"gguf type {ftype}"
 
-    def _eos_ids(self) -> set[int]:
-        ids: set[int] = set()
+    def _declared_eos(self) -> Any:
+        """The folder's EOS as transformers reads it: generation_config.json, else config.json."""
         try:
             gen_cfg = json.loads((Path(self.model_path) / "generation_config.json").read_text(encoding="utf-8"))
-            eos = gen_cfg.get("eos_token_id")
+            return gen_cfg.get("eos_token_id")
         except (OSError, ValueError, AttributeError):
-            eos = self.config.get("eos_token_id")
-        if isinstance(eos, int):
-            ids.add(eos)
-        elif isinstance(eos, list):
-            ids.update(int(e) for e in eos)
-        if self.tokenizer.eos_token_id is not None:
-            ids.add(int(self.tokenizer.eos_token_id))
-        for special in ("<|im_end|>", "<|eot_id|>", "<|end|>"):
-            tid = self.tokenizer.convert_tokens_to_ids(special)
-            if isinstance(tid, int) and tid != self.tokenizer.unk_token_id:
-                ids.add(tid)
-        return ids
+            return self.config.get("eos_token_id")
 
     @property
     def max_context(self) -> int:
@@ -272,13 +254,6 @@ class LlamaCppGenerator:
             close_llama(self._llm)
 
     # --- prompts ------------------------------------------------------------------------------
-
-    def render(self, messages: Sequence[Message], add_generation_prompt: bool = True) -> list[int]:
-        text = self.tokenizer.apply_chat_template(list(messages), tokenize=False, add_generation_prompt=add_generation_prompt)
-        return list(self.tokenizer(text, add_special_tokens=False)["input_ids"])
-
-    def count_tokens(self, text: str) -> int:
-        return len(self.tokenizer(text, add_special_tokens=False)["input_ids"])
 
     def llama_tokenize(self, text: str) -> list[int]:
         """llama.cpp's own tokenization of `text` (special tokens parsed), for checks against render()."""
@@ -319,7 +294,15 @@ class LlamaCppGenerator:
             self._reset()  # the cached keys/values were computed with the previous weights
             self.active_adapter = name
 
-    # --- evaluation ---------------------------------------------------------------------------
+    # --- primitives of the decode loop (base.py) ----------------------------------------------
+
+    @contextlib.contextmanager
+    def decoding(self) -> Iterator[None]:
+        with self._lock:
+            yield
+
+    def step(self, token: int) -> Any:
+        return self._eval([token])
 
     def _logits(self) -> Any:
         import numpy as np
@@ -331,7 +314,7 @@ class LlamaCppGenerator:
         self._llm.eval(list(tokens))
         return self._logits()
 
-    def _prefill(self, prompt_ids: Sequence[int]) -> Any:
+    def prefill(self, prompt_ids: Sequence[int]) -> Any:
         """Logits after the prompt, reusing cached keys/values of whole leading batches it shares with the last prompt.
 
         Only full n_batch-aligned batches are reused: they were computed from the same tokens in a batch of
@@ -357,80 +340,20 @@ class LlamaCppGenerator:
         self._llm.reset()
         self._prefilled = 0
 
-    def _check_fits(self, n: int) -> None:
-        if n < 1:
-            raise InputError("the prompt is empty", "render a prompt first")
-        if n >= self.n_ctx:
-            raise InputError(f"the prompt has {n} tokens, more than fit the model context of {self.n_ctx}",
-                             "raise generation.context_tokens, or lower engine.passages")
-
-    def _piece(self, token: int) -> bytes:
+    def token_bytes(self, token: int) -> bytes:
         piece = self._pieces.get(token)
         if piece is None:
             piece = bytes(self._llm.detokenize([token], special=False))
             self._pieces[token] = piece
         return piece
 
-    # --- generation ---------------------------------------------------------------------------
-
-    def stream(self, prompt_ids: Sequence[int], params: GenParams, cancel: threading.Event | None = None,
-               stats: StreamStats | None = None) -> Iterator[str]:
-        """Yield text pieces as they are decoded. One generation at a time per model."""
-        import numpy as np
-
-        stats = stats if stats is not None else StreamStats()
-        prompt = [int(t) for t in prompt_ids]
-        stats.prompt_tokens = len(prompt)
-        self._check_fits(len(prompt))
-        rng = np.random.default_rng(params.seed)
-        with self._lock:
-            t0 = time.perf_counter()
-            logits = self._prefill(prompt)
-            seen = np.zeros(self.n_vocab, dtype=bool)
-            seen[prompt] = True
-            decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
-            generated: list[int] = []
-            emitted = ""
-            t_first = 0.0
-            for step in range(params.max_new_tokens):
-                token = choose(logits, seen, params, rng)
-                if step == 0:
-                    t_first = time.perf_counter()
-                    stats.prefill_s = t_first - t0
-                if token in self.eos_ids:
-                    stats.stopped = "eos"
-                    break
-                generated.append(token)
-                seen[token] = True
-                piece = decoder.decode(self._piece(token))
-                if piece:
-                    emitted += piece
-                    shown, stopped = cut_at_stop(emitted, piece, params.stop)
-                    if shown:
-                        yield shown
-                    if stopped:
-                        stats.stopped = "stop"
-                        break
-                if cancel is not None and cancel.is_set():
-                    stats.stopped = "cancelled"
-                    break
-                if self._llm.n_tokens >= self.n_ctx:
-                    stats.stopped = "length"
-                    break
-                logits = self._eval([token])
-            else:
-                stats.stopped = "length"
-            stats.new_tokens = len(generated) + (1 if stats.stopped == "eos" else 0)
-            stats.decode_s = time.perf_counter() - t_first if t_first else 0.0
-
-    def generate(self, prompt_ids: Sequence[int], params: GenParams) -> str:
-        return "".join(self.stream(prompt_ids, params))
+    # --- checks against transformers and scoring -------------------------------------------
 
     def position_logits(self, ids: Sequence[int]) -> Any:
         """Next-token logits at every position of `ids` (n x vocab), one decode step each, for checks."""
         import numpy as np
 
-        self._check_fits(len(ids))
+        self.check_fits(len(ids))
         with self._lock:
             self._reset()
             rows = [self._eval([int(t)]) for t in ids]
@@ -444,10 +367,10 @@ class LlamaCppGenerator:
         answer = [int(t) for t in answer_ids]
         if not answer:
             return 0.0, 0
-        self._check_fits(len(prompt_ids) + len(answer))
+        self.check_fits(len(prompt_ids) + len(answer))
         nll = 0.0
         with self._lock:
-            logits = self._prefill([int(t) for t in prompt_ids])
+            logits = self.prefill([int(t) for t in prompt_ids])
             for i, tok in enumerate(answer):
                 z = logits.astype(np.float64)
                 top = z.max()
@@ -455,7 +378,6 @@ class LlamaCppGenerator:
                 if i + 1 < len(answer):
                     logits = self._eval([tok])
         return nll, len(answer)
-
 
 
 def top1_agreement(a: Sequence[Any], b: Sequence[Any]) -> tuple[float, int]:

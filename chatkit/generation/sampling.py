@@ -1,10 +1,11 @@
-"""The token choice and stop-sequence cut both generation backends share, in numpy."""
+"""The token choice (in numpy) and the stop-string cut of the decode loop (base.py)."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from chatkit.generation.params import GenParams
+if TYPE_CHECKING:
+    from chatkit.generation.base import GenParams
 
 
 def choose(logits: Any, seen: Any, params: GenParams, rng: Any) -> int:
@@ -29,13 +30,15 @@ def choose(logits: Any, seen: Any, params: GenParams, rng: Any) -> int:
     return int(rng.choice(len(probs), p=probs))
 
 
-def cut_at_stop(emitted: str, piece: str, stops: tuple[str, ...]) -> tuple[str, bool]:
-    """What of the newest `piece` (the tail of `emitted`) to show, and whether a stop sequence ended the answer.
+def shown_until(emitted: str, shown: int, stops: tuple[str, ...]) -> tuple[int, bool]:
+    """How far the answer text `emitted` may be shown (it is shown up to `shown`), and whether a stop string ended it.
 
-    A stop sequence may span pieces, so it is searched in all the text so far; only its part in `piece` is cut.
+    A stop string may span pieces, so an end of the text that could begin one is held back until the next
+    pieces decide; text already shown never holds the start of a stop string, so the search starts at `shown`.
     """
-    found = [emitted.find(s) for s in stops if s and s in emitted]
-    if not found:
-        return piece, False
-    keep = min(found) - (len(emitted) - len(piece))
-    return piece[:max(keep, 0)], True
+    stops = tuple(s for s in stops if s)
+    found = [i for i in (emitted.find(s, shown) for s in stops) if i >= 0]
+    if found:
+        return min(found), True
+    held = max((k for s in stops for k in range(1, len(s)) if emitted.endswith(s[:k])), default=0)
+    return max(shown, len(emitted) - held), False

@@ -39,8 +39,8 @@ def serve(settings: Settings, paths: Paths, collections: Sequence[str] | None = 
         raise ChatkitError(f"chatkit serve needs the server extra ({exc.name} is not installed)",
                            "pip install -e '.[server]'") from None
     check_port_free(srv.host, srv.port)
+    from chatkit.assembly import build_engine
     from chatkit.conversations import ConversationStore
-    from chatkit.runtime import build_engine
 
     engine = build_engine(settings, paths, collections, progress=say)
     if adapter is not None:
@@ -49,7 +49,7 @@ def serve(settings: Settings, paths: Paths, collections: Sequence[str] | None = 
     names = list(collections or settings.engine.collections)
     app = create_app(engine, store, paths, collections=names)
     where = f"http://{srv.host if ':' not in srv.host else f'[{srv.host}]'}:{srv.port}"
-    say(f"serving {getattr(engine.generator, 'model_id', '')} (adapter: {engine.adapter_name}) on {where}/v1 "
+    say(f"serving {engine.generator.model_id} (adapter: {engine.adapter_name}) on {where}/v1 "
         f"- collections {', '.join(names)}; {'API key required' if srv.api_key else 'no API key (loopback only)'}; ctrl-c stops")
     config: Any = uvicorn.Config(app, host=srv.host, port=srv.port, log_level="warning", access_log=False,
                                  timeout_graceful_shutdown=5)

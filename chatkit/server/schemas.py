@@ -10,6 +10,8 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 MAX_ID = 2**53  # JSON-safe; far past any conversation count
 
+StopText = Annotated[str, Field(min_length=1, max_length=200)]
+
 # Request fields are strict: `true` is not the number 1 and "5" is not 5, as the schema says.
 
 
@@ -46,6 +48,8 @@ class ChatCompletionRequest(BaseModel):
     temperature: float | None = Field(None, ge=0.0, le=2.0, strict=True)
     top_p: float | None = Field(None, gt=0.0, le=1.0, strict=True)
     seed: int | None = Field(None, ge=0, le=2**31 - 1, strict=True)
+    stop: StopText | Annotated[list[StopText], Field(max_length=4)] | None = Field(
+        None, description="up to 4 strings; the answer ends before the first one it would contain")
     n: int | None = Field(None, ge=1, le=1, strict=True, description="only one choice is generated")
     user: str | None = Field(None, max_length=256)
     # chatkit's extras

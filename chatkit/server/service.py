@@ -1,7 +1,6 @@
 """What the routes ask of the warm engine, with no HTTP in it: which models exist, turning an OpenAI
-request into a question plus history, and answering it on the model thread while storing the turn
-exactly as `chatkit ask` and `chatkit chat` do (question first, passages on retrieval, answer last;
-a cancel or crash keeps what was said, marked incomplete)."""
+request into a question plus history, and answering it through the engine on the model thread, the
+turn stored by chatkit/recording.py as `chatkit ask` and `chatkit chat` store theirs."""
 
 from __future__ import annotations
 
@@ -14,9 +13,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from chatkit.config import GenerationConfig, Paths, Settings
-from chatkit.conversations import ConversationStore, hits_from_passages, passages_from_hits
+from chatkit.conversations import ConversationStore, hits_from_passages
 from chatkit.engine import ChatEngine, ChatOptions
 from chatkit.errors import AdapterError, ChatkitError, CollectionError, InputError
+from chatkit.recording import TurnRecording
 from chatkit.server.metrics import ServerMetrics
 from chatkit.server.schemas import ChatCompletionRequest, Source
 from chatkit.types import Answer, Hit, Turn
@@ -65,6 +65,7 @@ class ChatJob:
     k: int | None = None
     mode: str | None = None
     style: str | None = None
+    answer_tokens: int | None = None  # the client's max_tokens: extractive answers are cut to it too
     cancel: threading.Event = field(default_factory=threading.Event)
 
 
@@ -107,7 +108,7 @@ class ChatService:
 
     @property
     def model_id(self) -> str:
-        return str(getattr(self.engine.generator, "model_id", "") or "")
+        return self.engine.generator.model_id
 
     def adapters(self) -> list[str]:
         """Registered adapters that look usable (their folders pass the registry's checks)."""
@@ -157,23 +158,25 @@ class ChatService:
         for name in ("temperature", "top_p", "seed"):
             if getattr(req, name) is not None:
                 changes[name] = getattr(req, name)
+        if req.stop is not None:  # on top of the configured ones, which keep answers inside the prompt format
+            changes["stop"] = [*gen.stop, *([req.stop] if isinstance(req.stop, str) else req.stop)]
         roles = {"developer": "system"}
         messages = [{"role": roles.get(m.role, m.role), "content": m.text()} for m in req.messages
                     if m.role in ("system", "developer", "user", "assistant")]
         return ChatJob(question, history, req.model, adapter, dataclasses.replace(gen, **changes), req.conversation_id,
-                       req.rag, messages, req.k, req.mode, req.style)
+                       req.rag, messages, req.k, req.mode, req.style,
+                       answer_tokens=changes.get("max_new_tokens"))
 
     # --- on the model thread ------------------------------------------------------------------
 
     def run_chat(self, job: ChatJob, emit: Emit) -> None:
         """Answer `job`, emitting ('ready', (conversation_id, turn)), ('token', text) ..., then
-        ('done', Finished); ('error', ApiError) if it fails before 'ready', ('failed', ApiError) after."""
+        ('done', Finished); ('error', ApiError) if it fails before 'ready', ('failed', ApiError) after.
+        The turn is stored by chatkit/recording.py, as `chatkit ask` and the TUI store theirs."""
         if job.cancel.is_set():  # the client left while the request waited in the queue
             emit("error", ApiError(499, "the client disconnected", "cancelled"))
             return
-        turn_id = 0
         said: list[str] = []
-        pieces: list[str] = []
 
         def tracked(kind: str, payload: Any) -> None:
             said.append(kind)
@@ -187,25 +190,27 @@ class ChatService:
                     if not history:
                         history = [Turn(t.question, t.answer, hits_from_passages(t.passages))
                                    for t in self.store.turns(job.conversation_id) if t.complete and t.answer.strip()]
-            self.engine.use_adapter(job.adapter)
-            with self._store_lock:
-                conv = job.conversation_id or self.store.new_conversation(job.question)
-                turn_id = self.store.start_turn(conv, job.question, model=self.model_id, adapter=job.adapter, source="server")
-                idx = next(t.idx for t in self.store.turns(conv) if t.id == turn_id)
-            if job.rag:
-                finished = self._rag(job, history, conv, idx, turn_id, tracked, pieces)
-            else:
-                tracked("ready", (conv, idx))
-                finished = self._plain(job, conv, idx, tracked, pieces)
-            a = finished.answer
-            with self._store_lock:
-                self.store.finish_turn(turn_id, a.text, a.abstained, a.timings, a.complete, passages=passages_from_hits(a.hits))
+            options = ChatOptions(k=job.k, mode=job.mode, adapter=job.adapter, cancel=job.cancel, style=job.style,
+                                  generation=job.generation, retrieval=job.rag, messages=tuple(job.messages),
+                                  answer_tokens=job.answer_tokens)
+            recording = TurnRecording(self.engine, self.store, job.question, options, source="server",
+                                      conversation_id=job.conversation_id, lock=self._store_lock)
+            error = ""
+            with recording:
+                for event in recording.stream(history):
+                    if event.kind == "retrieval":
+                        if event.hits:
+                            self.metrics.top_score.observe(max((h.dense_score or 0.0 for h in event.hits), default=0.0))
+                        tracked("ready", (recording.conversation_id, recording.idx))
+                    elif event.kind == "token":
+                        tracked("token", event.text)
+                    elif event.kind == "error":
+                        error = event.text
+            assert recording.answer is not None
+            finished = self._finished(job, recording.answer, recording.conversation_id, recording.idx, error)
             self._observe(job, finished)
             emit("done", finished)
         except BaseException as exc:
-            if turn_id:
-                with self._store_lock:
-                    self.store.finish_turn(turn_id, "".join(pieces).strip(), complete=False)
             if isinstance(exc, InputError) and str(exc).startswith("no conversation"):
                 exc = ApiError(404, str(exc), "conversation_not_found", "conversation_id")
             # Before 'ready' the client gets a plain error status; after it, the stream ends with the error.
@@ -213,60 +218,14 @@ class ChatService:
             if not isinstance(exc, Exception):
                 raise
 
-    def _rag(self, job: ChatJob, history: list[Turn], conv: int, idx: int, turn_id: int, emit: Emit,
-             pieces: list[str]) -> Finished:
-        options = ChatOptions(k=job.k, mode=job.mode, cancel=job.cancel, style=job.style, generation=job.generation)
-        answer: Answer | None = None
-        error = ""
-        for event in self.engine.chat(job.question, history, options):
-            if event.kind == "retrieval":
-                with self._store_lock:
-                    self.store.set_passages(turn_id, event.hits)
-                best = max((h.dense_score or 0.0 for h in event.hits), default=0.0)
-                self.metrics.top_score.observe(best)
-                emit("ready", (conv, idx))
-            elif event.kind == "token":
-                pieces.append(event.text)
-                emit("token", event.text)
-            elif event.kind == "error":
-                error = event.text
-            elif event.kind == "answer" and event.answer is not None:
-                answer = event.answer
-        assert answer is not None
+    def _finished(self, job: ChatJob, answer: Answer, conv: int, idx: int, error: str) -> Finished:
         t = answer.timings
         completion = int(t.get("new_tokens", 0)) or self._count(answer.text)
-        length = bool(t.get("new_tokens")) and int(t["new_tokens"]) >= job.generation.max_new_tokens
+        length = bool(t.get("cut")) or (bool(t.get("new_tokens")) and int(t["new_tokens"]) >= job.generation.max_new_tokens)
         return Finished(answer, conv, idx, int(t.get("prompt_tokens", 0)), completion, "length" if length else "stop", error)
 
-    def _plain(self, job: ChatJob, conv: int, idx: int, emit: Emit, pieces: list[str]) -> Finished:
-        """rag=false: the chat as the client sent it, straight to the model; no passages, no citations."""
-        import time
-
-        from chatkit.generation import GenParams
-        from chatkit.generation.hf import StreamStats
-
-        started = time.perf_counter()
-        gen = self.engine.generator
-        prompt_ids = gen.render(job.messages)
-        room = min(job.generation.context_tokens, gen.max_context)
-        if len(prompt_ids) + job.generation.max_new_tokens > room:
-            raise InputError(f"the chat is {len(prompt_ids)} tokens; with {job.generation.max_new_tokens} for the answer "
-                             f"it does not fit the {room}-token context", "send fewer or shorter messages, or a smaller max_tokens")
-        stats = StreamStats()
-        for piece in gen.stream(prompt_ids, GenParams.from_settings(job.generation), cancel=job.cancel, stats=stats):
-            pieces.append(piece)
-            emit("token", piece)
-        complete = stats.stopped != "cancelled"
-        timings = {"prefill_s": stats.prefill_s, "decode_s": stats.decode_s, "new_tokens": float(stats.new_tokens),
-                   "prompt_tokens": float(stats.prompt_tokens), "tokens_per_s": stats.tokens_per_s,
-                   "total_s": time.perf_counter() - started}
-        answer = Answer("".join(pieces).strip(), (), (), abstained=False, timings=timings, complete=complete)
-        return Finished(answer, conv, idx, stats.prompt_tokens, stats.new_tokens,
-                        "length" if stats.stopped == "length" else "stop")
-
     def _count(self, text: str) -> int:
-        count = getattr(self.engine.generator, "count_tokens", None)
-        return int(count(text)) if callable(count) and text else 0
+        return self.engine.generator.count_tokens(text) if text else 0
 
     def _observe(self, job: ChatJob, f: Finished) -> None:
         m, a = self.metrics, f.answer

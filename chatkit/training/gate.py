@@ -18,7 +18,7 @@ def check_verdict(paths: Paths, name: str, current: str | None = None) -> dict[s
     """Raise unless `name` has a comparison against `current` (None: the base model) that is not worse."""
     baseline = current or "base"
     path = paths.reports / f"compare-{name}" / "verdict.json"
-    hint = f"run `chatkit eval compare --qa corpora/qa/qa.jsonl --adapter {name}` first, or pass --force"
+    hint = f"run `chatkit eval compare --qa corpora/qa/dev.jsonl --adapter {name}` first, or pass --force"
     if not path.is_file():
         raise AdapterError(f"no evaluation of '{name}' against the current default ({path} is missing)", hint)
     try:

@@ -68,7 +68,7 @@ def merge_adapter(base_path: str, adapter_dir: Path, out: Path, tolerance: float
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from chatkit.training.setup import quiet_libraries
+    from chatkit.training.build import quiet_libraries
 
     if out.exists():
         raise InputError(f"{out} already exists", "pass a new folder to --out")
@@ -111,7 +111,7 @@ def export_gguf(base_path: str, adapter_dir: Path | None, out: Path, quant: str 
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from chatkit.generation import gguf_write as gw
-    from chatkit.training.setup import quiet_libraries
+    from chatkit.training.build import quiet_libraries
 
     say = progress or (lambda _msg: None)
     if out.exists():

@@ -7,9 +7,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from chatkit.errors import DataError
-from chatkit.training.fit import fit
 from chatkit.training.formats import Row
 from chatkit.training.masking import Encoded
+from chatkit.training.trim import trim_row
 
 
 @dataclass
@@ -40,17 +40,17 @@ def prepare(tokenizer: Any, rows: list[Row], max_length: int) -> Prepared:
     out = Prepared()
     for row in rows:
         try:
-            fitted = fit(tokenizer, row.as_messages(), max_length)
+            outcome = trim_row(tokenizer, row.as_messages(), max_length)
         except DataError as exc:
             out.errors.append((row.line, exc.message))
             continue
-        out.lengths.append(fitted.tokens)
-        if fitted.encoded is None:
-            out.too_long.append((row.line, fitted.tokens))
+        out.lengths.append(outcome.tokens)
+        if outcome.encoded is None:
+            out.too_long.append((row.line, outcome.tokens))
             continue
-        if fitted.trimmed:
+        if outcome.trimmed:
             out.trimmed.append(row.line)
-        out.examples.append(fitted.encoded)
+        out.examples.append(outcome.encoded)
         out.lines.append(row.line)
     return out
 

@@ -161,6 +161,22 @@ def publish(paths: Paths, name: str, fill: Callable[[Path], None]) -> Path:
     return target
 
 
+def copy_adapter(info: AdapterInfo, out: Path) -> None:
+    """Copy the adapter's files into a new folder `out`, atomically."""
+    from chatkit.errors import InputError
+
+    if out.exists():
+        raise InputError(f"{out} already exists", "pass a new folder to --out")
+    out.parent.mkdir(parents=True, exist_ok=True)
+
+    def fill(tmp: Path) -> None:
+        for p in info.path.iterdir():
+            if p.is_file():
+                shutil.copy2(p, tmp / p.name)
+
+    atomic_dir(out, fill)
+
+
 # --- changes ----------------------------------------------------------------------------------
 
 

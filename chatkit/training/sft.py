@@ -18,6 +18,7 @@ from chatkit.training import registry, runs
 from chatkit.training.base import BaseModel, load_tokenizer, resolve_base
 from chatkit.training.formats import Row
 from chatkit.training.memory import limit_malloc_arenas
+from chatkit.training.portable import write_portable_base_name
 from chatkit.training.prepare import Prepared, lines_text, prepare
 from chatkit.training.rows import LoadedFile, load_clean
 
@@ -109,8 +110,8 @@ def run_sft(settings: Settings, paths: Paths, req: SftRequest, console: Any, say
     cfg = resolve_checkpointing(cfg, max(len(e.input_ids) for e in train.examples))
     settings = dataclasses.replace(settings, training=cfg)
 
+    from chatkit.training.build import build_trainer, use_bf16
     from chatkit.training.callbacks import interrupt_callback, progress_callback
-    from chatkit.training.setup import build_trainer, use_bf16
 
     bf16 = use_bf16(cfg, paths.cache)
     progress, interrupt = progress_callback(console), interrupt_callback()
@@ -192,5 +193,6 @@ def _write_adapter(trainer: Any, folder: Path, meta: dict[str, Any]) -> None:
     import json
 
     trainer.model.save_pretrained(str(folder), safe_serialization=True)
+    write_portable_base_name(folder, str(meta["base_model"]))
     (folder / registry.META).write_text(json.dumps(meta, indent=2), encoding="utf-8")
     (folder / "training-log.json").write_text(json.dumps(trainer.state.log_history, indent=2), encoding="utf-8")

@@ -20,8 +20,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from chatkit.corpus.sentences import split_sentences
 from chatkit.errors import DataError, InputError
-from chatkit.prompting import ABSTAIN_TEXT, SYSTEM_PROMPT, Passage, split_sentences, user_message
+from chatkit.prompting import ABSTAIN_TEXT, SYSTEM_PROMPT, Passage, user_message
 from chatkit.types import Chunk, Hit
 
 SKIP_HEADINGS = re.compile(r"^(exercises?|summary|further reading|references|see also|next steps?|key terms|"

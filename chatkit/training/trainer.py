@@ -1,6 +1,6 @@
 """SFTTrainer with a CPU loss that projects only the trained positions onto the vocabulary.
 
-Imported lazily by training.setup: it pulls in torch and TRL at import time.
+Imported lazily by training.build: it pulls in torch and TRL at import time.
 """
 
 from __future__ import annotations

@@ -152,7 +152,7 @@ class ChatApp(AnswersApp):
         self.session.engine = engine
         self.query_one("#loading").display = False
         status = self.query_one(StatusBar)
-        status.model = str(getattr(engine.generator, "model_id", "model"))
+        status.model = engine.model_id or "–"  # extractive answers never load the dialogue model
         status.adapter, status.busy = engine.adapter_name, ""
         searched = [getattr(c, "name", "") for c in getattr(engine.searcher, "collections", [])]
         if searched and all(searched):  # what the engine really searches, whatever was remembered

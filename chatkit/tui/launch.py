@@ -1,4 +1,4 @@
-"""Start the app the way `chatkit chat` does: the engine is built by runtime in a worker."""
+"""Start the app the way `chatkit chat` does: the engine is built by chatkit.assembly in a worker."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ def engine_loader(settings: Settings, paths: Paths, collections: list[str] | Non
     """Collections: those asked for, else the ones chosen in the last session, else the config's."""
 
     def load(progress: Callable[[str], None]) -> ChatEngine:
-        from chatkit.runtime import build_engine
+        from chatkit.assembly import build_engine
 
         engine = None
         if remembered and not collections:
@@ -26,6 +26,8 @@ def engine_loader(settings: Settings, paths: Paths, collections: list[str] | Non
             engine = build_engine(settings, paths, collections, progress)
         if adapter is not None:
             engine.use_adapter(adapter)
+        if engine.needs_generator():
+            engine.generator  # noqa: B018 - load it here, behind the loading screen, not on the first question
         return engine
 
     return load

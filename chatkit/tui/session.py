@@ -1,13 +1,14 @@
-"""One chat session without any UI: the open conversation, its history, and turns stored exactly as
-`chatkit ask` stores them (question first, passages on retrieval, answer and timings at the end)."""
+"""One chat session without any UI: the open conversation, its history, and its turns (stored by
+chatkit/recording.py, as `chatkit ask` and the server store theirs)."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
-from chatkit.conversations import ConversationStore, StoredTurn, hits_from_passages, passages_from_hits
+from chatkit.conversations import ConversationStore, StoredTurn, hits_from_passages
 from chatkit.engine import ChatEngine, ChatOptions
+from chatkit.recording import TurnRecording
 from chatkit.types import Event, Hit, Turn
 
 
@@ -64,41 +65,28 @@ class ChatSession:
     # --- asking -------------------------------------------------------------------------------
 
     def ask(self, record: TurnRecord, options: ChatOptions) -> Iterator[Event]:
-        """Stream the engine's events for `record.question`, filling `record` and storing the turn.
-
-        The question is stored before answering; an error, a cancel or a quit keeps what was said,
-        marked incomplete, exactly as `chatkit ask` does."""
+        """Stream the engine's events for `record.question`, filling `record`; the turn is stored by
+        chatkit/recording.py, as `chatkit ask` and the server store theirs."""
         assert self.engine is not None, "the engine is not loaded yet"
-        engine = self.engine
-        record.question, _ = engine.clean_question(record.question)
         history = self.history()
-        if self.conversation_id is None:
-            self.conversation_id = self.store.new_conversation(record.question)
-        turn_id = self.store.start_turn(self.conversation_id, record.question, model=getattr(engine.generator, "model_id", ""),
-                                        adapter=engine.adapter_name, source="tui")
-        record.idx = next(t.idx for t in self.store.turns(self.conversation_id) if t.id == turn_id)
+        recording = TurnRecording(self.engine, self.store, record.question, options, source="tui",
+                                  conversation_id=self.conversation_id)
+        record.question = recording.question
+        self.conversation_id, record.idx = recording.conversation_id, recording.idx
         self.turns.append(record)
-        pieces: list[str] = []
-        finished = False
-        try:
-            for event in engine.chat(record.question, history, options):
-                if event.kind == "retrieval":
-                    record.hits = event.hits
-                    self.store.set_passages(turn_id, event.hits)
-                elif event.kind == "token":
-                    pieces.append(event.text)
-                elif event.kind == "answer" and event.answer is not None:
-                    a = event.answer
-                    record.answer, record.hits, record.abstained, record.complete = a.text, a.hits, a.abstained, a.complete
-                    record.cited, record.timings = tuple(c.n for c in a.citations), dict(a.timings)
-                    self.store.finish_turn(turn_id, a.text, a.abstained, a.timings, a.complete,
-                                           passages=passages_from_hits(a.hits))
-                    finished = True
-                yield event
-        finally:
-            if not finished:
-                record.answer, record.complete = "".join(pieces).strip(), False
-                self.store.finish_turn(turn_id, record.answer, complete=False)
+        with recording:
+            try:
+                for event in recording.stream(history):
+                    if event.kind == "retrieval":
+                        record.hits = event.hits
+                    elif event.kind == "answer" and event.answer is not None:
+                        a = event.answer
+                        record.answer, record.hits, record.abstained, record.complete = a.text, a.hits, a.abstained, a.complete
+                        record.cited, record.timings = tuple(c.n for c in a.citations), dict(a.timings)
+                    yield event
+            finally:
+                if recording.answer is None:
+                    record.answer, record.complete = recording.partial, False
 
     def rate(self, record: TurnRecord, rating: int, comment: str | None = None) -> None:
         assert self.conversation_id is not None

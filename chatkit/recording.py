@@ -1,0 +1,90 @@
+"""Record one turn while the engine answers it; `chatkit ask`, the TUI and the server all use this.
+
+The question is stored before anything else, the passages when retrieval is done, the answer when it
+is complete. If the answer does not complete (a cancel, Ctrl-C, SIGTERM turned into KeyboardInterrupt,
+a crash, a consumer that stops iterating) the text already streamed is kept, marked incomplete."""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from collections.abc import Iterator, Sequence
+from types import TracebackType
+
+from chatkit.conversations import ConversationStore, passages_from_hits
+from chatkit.engine import ChatEngine, ChatOptions
+from chatkit.types import Answer, Event, Turn
+
+
+class TurnRecording:
+    """One turn of a stored conversation. Use as a context manager around `stream()`:
+
+        recording = TurnRecording(engine, store, question, options, source="cli")
+        with recording:
+            for event in recording.stream(history):
+                ...
+
+    `lock` guards the store when other threads share its connection (the server's feedback route)."""
+
+    def __init__(self, engine: ChatEngine, store: ConversationStore, question: str, options: ChatOptions | None = None,
+                 *, source: str = "cli", conversation_id: int | None = None,
+                 lock: threading.Lock | None = None) -> None:
+        self.engine = engine
+        self.store = store
+        self.asked = question  # as typed: the engine cleans it again and warns when it trims it
+        self.question, _ = engine.clean_question(question)
+        self.options = options or ChatOptions()
+        self._lock: contextlib.AbstractContextManager[object] = lock or contextlib.nullcontext()
+        if self.options.adapter is not None:  # so the turn names the adapter that answers it
+            engine.use_adapter(self.options.adapter)
+        if engine.needs_generator(self.options):
+            engine.generator  # noqa: B018 - load it now so the turn names the model that answers it
+        with self._lock:
+            self.conversation_id = conversation_id or store.new_conversation(self.question)
+            self.turn_id = store.start_turn(self.conversation_id, self.question, model=engine.model_id,
+                                            adapter=engine.adapter_name, source=source)
+            self.idx = next(t.idx for t in store.turns(self.conversation_id) if t.id == self.turn_id)
+        self.pieces: list[str] = []
+        self.answer: Answer | None = None
+        self.closed = False
+
+    @property
+    def partial(self) -> str:
+        """The text streamed so far."""
+        return "".join(self.pieces).strip()
+
+    def stream(self, history: Sequence[Turn] = ()) -> Iterator[Event]:
+        """The engine's events, each recorded before it is passed on."""
+        try:
+            for event in self.engine.chat(self.asked, history, self.options):
+                if event.kind == "retrieval":
+                    with self._lock:
+                        self.store.set_passages(self.turn_id, event.hits)
+                elif event.kind == "token" and not event.data.get("fallback"):
+                    self.pieces.append(event.text)
+                elif event.kind == "answer" and event.answer is not None:
+                    self._finish(event.answer)
+                yield event
+        finally:
+            self.close()
+
+    def _finish(self, answer: Answer) -> None:
+        with self._lock:
+            self.store.finish_turn(self.turn_id, answer.text, answer.abstained, answer.timings, answer.complete,
+                                   passages=passages_from_hits(answer.hits))
+        self.answer = answer
+        self.closed = True
+
+    def close(self) -> None:
+        """Keep what was said, marked incomplete, unless the answer was stored; safe to call twice."""
+        if self.closed:
+            return
+        self.closed = True
+        with self._lock:
+            self.store.finish_turn(self.turn_id, self.partial, complete=False)
+
+    def __enter__(self) -> TurnRecording:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+        self.close()
