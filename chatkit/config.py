@@ -68,7 +68,9 @@ class GenerationConfig:
 class EngineConfig:
     collections: list[str] = _f(["curriculum", "handbook"], "Collections searched by ask, chat and serve.")
     passages: int = _f(4, "Passages put into the prompt.")
-    abstain_threshold: float = _f(0.275, "Abstain when the best passage similarity is below this (calibrated on corpora/qa with `chatkit eval calibrate`).")
+    abstain_threshold: float = _f(0.15, "Refuse when the best passage similarity is below this (chosen on corpora/qa/dev.jsonl; `chatkit eval calibrate` re-chooses it for your documents).")
+    min_question_coverage: float = _f(0.3, "Refuse when less than this share of the question's terms (IDF-weighted) occurs in the passages (chosen on corpora/qa/dev.jsonl).")
+    unknown_term_similarity: float = _f(0.5, "Refuse a question with a term no document contains (typos aside) unless the best passage similarity reaches this (chosen on corpora/qa/dev.jsonl).")
     max_question_chars: int = _f(4000, "Longer questions are trimmed with a warning.")
     adapter: str = _f("", "Adapter used by default ('' = the promoted one, 'base' = none).")
     answer_style: str = _f("extractive", "extractive (cited passage sentences; the best measured with the base model), generative, or auto (generative, falling back to extractive when the answer cites nothing usable; for fine-tuned adapters).")

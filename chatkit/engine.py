@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from chatkit.config import GenerationConfig, Settings
-from chatkit.corpus.sentences import split_sentences
 from chatkit.errors import AdapterError, InputError, ModelError
 from chatkit.generation.base import Generator, GenParams, StreamStats
 from chatkit.prompting import (
@@ -26,6 +25,8 @@ from chatkit.prompting import (
     standalone_query,
     strip_invalid_citations,
 )
+from chatkit.extractive import choose_quotes
+from chatkit.retrieval.support import TermStatistics, question_support
 from chatkit.types import Answer, Citation, Event, Hit, Turn
 
 
@@ -33,6 +34,7 @@ class Searcher(Protocol):
     embedder: Any
 
     def search(self, query: str, k: int | None = None, mode: str | None = None) -> list[Hit]: ...
+    def term_statistics(self) -> TermStatistics: ...
 
 
 class GenerationCache(Protocol):
@@ -56,7 +58,6 @@ class ChatOptions:
     answer_tokens: int | None = None  # cut any answer, extractive ones too, to this many tokens (OpenAI's max_tokens)
 
 
-EXTRACTIVE_PASSAGE_WEIGHT = 0.5  # chosen on corpora/qa: token F1 0.300 at 0.0, 0.310 at 0.5, 0.308 at 1.0
 
 
 def clean_question(question: str, limit: int) -> tuple[str, str | None]:
@@ -211,8 +212,9 @@ class ChatEngine:
         timings = {"retrieval_s": time.perf_counter() - started}
         best = max((h.dense_score or 0.0 for h in hits), default=0.0)
         style = self.style_of(opts)
-        if not hits or best < self.settings.engine.abstain_threshold:
-            return Plan(question, query, hits, hits, [], style, timings, started, warning, abstain_reason="weak retrieval", best_similarity=best)
+        reason = self.refusal_reason(question, hits, best)
+        if reason:
+            return Plan(question, query, hits, hits, [], style, timings, started, warning, abstain_reason=reason, best_similarity=best)
         if style == "extractive":  # no prompt: the model is not needed (nor loaded)
             return Plan(question, query, hits, hits, [], style, timings, started, warning, best_similarity=best)
         turns = [PromptTurn(t.question, tuple(passage_of(h) for h in t.hits), t.answer) for t in history]
@@ -331,11 +333,15 @@ class ChatEngine:
             return Answer(raw.strip(), (), (), abstained=False, timings=timings, complete=complete)
         given = plan.given
         text = raw.strip()
-        abstained = says_abstain(text)
+        # Quoted sentences may mention the refusal phrase (the handbook does); only a written answer can refuse.
+        abstained = plan.style != "extractive" and says_abstain(text)
         cited, dropped = parse_citations(text, len(given))
-        if complete and plan.style == "auto" and not abstained and self._unusable(text, cited):
+        # In auto style refusing is the gate's job (plan): past it a passage may hold the answer, so a
+        # model that refuses anyway, or writes nothing citable, is replaced by the passages' own sentences.
+        if complete and plan.style == "auto" and (abstained or self._unusable(text, cited)):
             text = self.extractive_answer(plan.question, given)
             cited, dropped = parse_citations(text, len(given))
+            abstained = False
             timings["fallback"] = 1.0
         text = strip_invalid_citations(text, len(given)) if dropped else text
         if abstained and not text.startswith(ABSTAIN_TEXT):
@@ -370,20 +376,21 @@ class ChatEngine:
         # Degenerate loops: a small model repeating one phrase.
         return len(set(words)) < 0.3 * len(words)
 
-    def extractive_answer(self, question: str, hits: Sequence[Hit], max_sentences: int = 2) -> str:
-        """The passages' sentences closest to the question, each cited."""
-        import numpy as np
-
-        candidates = [(n, s) for n, h in enumerate(hits, start=1) for s in split_sentences(h.chunk.text)]
-        if not candidates:
+    def extractive_answer(self, question: str, hits: Sequence[Hit]) -> str:
+        """The passages' sentences that best answer the question, each cited."""
+        quotes = choose_quotes(question, hits, self.searcher.embedder)
+        if not quotes:
             return ABSTAIN_TEXT
-        vecs = self.searcher.embedder.encode([question] + [s for _, s in candidates])
-        sims = vecs[1:] @ vecs[0]
-        # A sentence is judged with its passage: the passage's own similarity to the question carries
-        # the context a lone sentence lacks ("It also ..."), weighted by EXTRACTIVE_PASSAGE_WEIGHT.
-        passage_sim = np.array([hits[n - 1].dense_score or 0.0 for n, _ in candidates])
-        score = sims + EXTRACTIVE_PASSAGE_WEIGHT * passage_sim
-        order = np.argsort(-score)
-        chosen = sorted(order[:max_sentences].tolist())
-        chosen = [i for i in chosen if score[i] >= score[order[0]] - 0.15]
-        return " ".join(f"{candidates[i][1]} [{candidates[i][0]}]" for i in chosen)
+        return " ".join(f"{q.text} [{q.n}]" for q in quotes)
+
+    def refusal_reason(self, question: str, hits: Sequence[Hit], best: float) -> str:
+        """Why the passages cannot answer `question` ("" when they may): the gate, not the model, refuses."""
+        cfg = self.settings.engine
+        if not hits or best < cfg.abstain_threshold:
+            return "weak retrieval"
+        support = question_support(question, hits, self.searcher.term_statistics())
+        if support.coverage < cfg.min_question_coverage:
+            return f"the passages lack the question's terms (coverage {support.coverage:.2f})"
+        if support.unknown_terms and best < cfg.unknown_term_similarity:
+            return f"no document mentions {', '.join(support.unknown_terms)}"
+        return ""

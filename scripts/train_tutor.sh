@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # How the shipped tutor adapter (chatkit/adapters/tutor) was made. ~30-40 min on 2 CPU cores.
 # 1. synthesize grounded conversations from the built-in collections, keeping evaluation questions out;
-# 2. train on them plus the gold conversations; 3. compare with the base model on corpora/qa;
+# 2. train on them plus the gold conversations; 3. compare with the base model on corpora/qa/dev.jsonl;
 # 4. copy it into the package with bf16 weights and the comparison that decides whether it is the default.
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -63,7 +63,7 @@ def events(engine: ChatEngine, question: str, **kw: object) -> list:
 
 
 def test_event_order_and_answer(engine: ChatEngine) -> None:
-    evs = events(engine, "Why is LoRA cheaper than full fine-tuning?", style="generative")
+    evs = events(engine, "Why is LoRA cheap to train?", style="generative")
     kinds = [e.kind for e in evs]
     assert kinds[0] == "retrieval" and kinds[-1] == "answer" and "token" in kinds
     answer = evs[-1].answer
@@ -93,6 +93,35 @@ def test_off_topic_question_abstains_with_closest_sources(engine: ChatEngine) ->
     answer = engine.ask("What is the capital of Australia?")
     assert answer.abstained and answer.text == ABSTAIN_TEXT and answer.citations == ()
     assert answer.hits  # the closest sources are still shown
+
+
+def test_refusal_gate_names_its_reason(engine: ChatEngine) -> None:
+    hits = engine.searcher.search("Why is LoRA cheap?", k=3)
+    best = max(h.dense_score or 0.0 for h in hits)
+    assert engine.refusal_reason("Why is LoRA cheap?", hits, best) == ""
+    # A typo of a known term still counts as known; a term no document holds does not.
+    assert engine.refusal_reason("Why does LoRA train fewer paramters?", hits, 0.3) == ""
+    assert engine.refusal_reason("Does LoRA train fewer parameters than Mamba?", hits, 0.3) == "no document mentions mamba"
+    assert "lack the question's terms" in engine.refusal_reason("What is a good kitten name for pets?", hits, best)
+    assert engine.refusal_reason("Why is LoRA cheap?", hits, 0.01) == "weak retrieval"
+
+
+def test_quoted_refusal_phrase_is_not_a_refusal(kb_home: Path, engine: ChatEngine) -> None:
+    hit = engine.searcher.search("LoRA", k=1)[0]
+    quoted = dataclasses.replace(hit, chunk=dataclasses.replace(
+        hit.chunk, text="Unanswerable rows teach the model to say: The documents don't cover this. LoRA trains low-rank matrices."))
+    plan = engine.plan("What does LoRA train?", (), ChatOptions(style="extractive"))
+    assert not plan.abstain_reason
+    plan.given = (quoted,)
+    answer = engine.finish(plan, "Unanswerable rows teach the model to say: The documents don't cover this. [1]")
+    assert not answer.abstained and answer.text.startswith("Unanswerable rows") and answer.citations
+
+
+def test_auto_replaces_a_model_refusal_past_the_gate(engine: ChatEngine) -> None:
+    plan = engine.plan("What does LoRA freeze?", (), ChatOptions(style="auto"))
+    answer = engine.finish(plan, ABSTAIN_TEXT)
+    assert not answer.abstained and answer.timings.get("fallback") == 1.0
+    assert "LoRA freezes the pre-trained weights" in answer.text
 
 
 def test_bad_questions(engine: ChatEngine) -> None:

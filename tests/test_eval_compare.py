@@ -35,31 +35,40 @@ QA = [
 ]
 
 
-N = 20
+N, U = 20, 10
 BASE_F1 = [0.2 + 0.02 * i for i in range(N)]
+DEFAULT_SCORES = {"citation_precision": 0.5, "rouge_l": 0.4, "keyword_recall": 0.6, "groundedness": 0.8, "gold_doc_retrieved": 1.0}
 
 
-def results(f1: list[float], cp: list[float] | None = None, rouge: list[float] | None = None, latency: float = 1.0) -> list[ItemResult]:
-    """N answerable items with the given per-item scores, then one unanswerable item that abstained."""
-    cp = cp or [0.5] * N
-    rouge = rouge or [0.4] * N
-    answered = [ItemResult(f"q{i}", f"question {i}", "ref", f"answer {i} {f1[i]:.2f}", True, False, ["d"], ["d"], ["d"], latency,
-                           {"token_f1": f1[i], "citation_precision": cp[i], "rouge_l": rouge[i], "gold_doc_retrieved": 1.0})
+def results(f1: list[float], latency: float = 1.0, refuses: frozenset[int] = frozenset(), refused_unanswerable: int = U // 2,
+            **scores: list[float]) -> list[ItemResult]:
+    """N answerable items with the given per-item scores (those in `refuses` abstained, their scores left as
+    they are so that only the refusal metrics move), then U unanswerable items, the first
+    `refused_unanswerable` of them refused."""
+    per_item = {k: scores.get(k, [v] * N) for k, v in DEFAULT_SCORES.items()}
+    answered = [ItemResult(f"q{i}", f"question {i}", "ref", f"answer {i} {f1[i]:.2f}", True, i in refuses, ["d"], ["d"], ["d"], latency,
+                           {"token_f1": f1[i], **{k: v[i] for k, v in per_item.items()}})
                 for i in range(N)]
-    return [*answered, ItemResult("u", "unanswerable", "", "The documents don't cover this.", False, True, [], [], [], latency, {})]
+    return [*answered, *(ItemResult(f"u{j}", f"unanswerable {j}", "", "The documents don't cover this." if j < refused_unanswerable
+                                    else f"made up {j}", False, j < refused_unanswerable, [], [], [], latency, {}) for j in range(U))]
 
 
 def shifted(values: list[float], by: float) -> list[float]:
     return [v + by for v in values]
 
 
-BASE = results(BASE_F1)
+BASE = results(BASE_F1)  # answers every answerable item, refuses 5 of the 10 unanswerable ones
 F1_BETTER = results(shifted(BASE_F1, 0.3), latency=1.5)  # every item gains 0.3 token F1
-CP_WORSE = results(BASE_F1, cp=[0.0] * N)  # same answers, citation precision 0.5 -> 0 on every item
-F1_BETTER_CP_WORSE = results(shifted(BASE_F1, 0.3), cp=[0.0] * N)
+CP_WORSE = results(BASE_F1, citation_precision=[0.0] * N)  # same answers, citation precision 0.5 -> 0 on every item
+F1_BETTER_CP_WORSE = results(shifted(BASE_F1, 0.3), citation_precision=[0.0] * N)
 CANCELLING = results([f + (0.2 if i % 2 else -0.2) for i, f in enumerate(BASE_F1)])  # 10 wins, 10 losses, mean 0
 ONE_WIN = results([f + (0.9 if i == 0 else 0.0) for i, f in enumerate(BASE_F1)])  # mean +0.045, but the CI reaches 0
-ROUGE_WORSE = results(BASE_F1, rouge=[0.0] * N)  # only a metric the verdict does not read moves
+ROUGE_WORSE = results(BASE_F1, rouge_l=[0.0] * N)  # only a metric the verdict does not read moves
+# Refuses every unanswerable item now (+5), and 6 of the 20 answerable ones: the one-number abstention
+# accuracy of before would call that a small gain.
+REFUSES_MORE = results(BASE_F1, refuses=frozenset(range(6)), refused_unanswerable=U)
+UNANSWERABLE_WORSE = results(BASE_F1, refused_unanswerable=0)  # answers all 10 unanswerable items, nothing else moves
+UNANSWERABLE_BETTER = results(BASE_F1, refused_unanswerable=U)  # refuses all 10, nothing else moves
 
 
 def home_paths() -> Paths:
@@ -87,7 +96,8 @@ def test_better_on_every_item_is_better() -> None:
     assert (f1.n, f1.diff, f1.ci_low, f1.ci_high) == (N, pytest.approx(0.3), pytest.approx(0.3), pytest.approx(0.3))
     assert f1.p_value < 0.001
     assert (c.wins, c.ties, c.losses) == (N, 0, 0)
-    assert c.metric("abstention_correct").n == N + 1  # the unanswerable item counts there, not in token F1
+    # Refusals are counted per class: answerable items in one metric, unanswerable ones in the other.
+    assert (c.metric("answered_when_answerable").n, c.metric("refused_when_unanswerable").n) == (N, U)
     assert c.verdict_json()["better"] is True and c.verdict_json()["worse"] is False
 
 
@@ -97,6 +107,38 @@ def test_a_headline_metric_worse_with_its_ci_below_zero_is_worse(candidate: list
     assert c.verdict == WORSE
     assert c.reasons == ("citation_precision -0.500, 95% CI [-0.500, -0.500] entirely below 0",)
     assert c.verdict_json()["worse"] is True and c.verdict_json()["better"] is False
+
+
+@pytest.mark.parametrize("metric", ["keyword_recall", "groundedness"])
+def test_keyword_recall_or_groundedness_worse_is_worse(metric: str) -> None:
+    c = compare(BASE, results(shifted(BASE_F1, 0.3), **{metric: [0.1] * N}), "base", "a")  # token F1 better on every item
+    assert c.verdict == WORSE
+    assert c.reasons == (f"{metric} {0.1 - DEFAULT_SCORES[metric]:+.3f}, 95% CI [{0.1 - DEFAULT_SCORES[metric]:+.3f}, "
+                         f"{0.1 - DEFAULT_SCORES[metric]:+.3f}] entirely below 0",)
+
+
+def test_refusing_answerable_questions_is_worse_even_when_more_unanswerables_are_refused() -> None:
+    c = compare(BASE, REFUSES_MORE, "base", "a")
+    answered, refused = c.metric("answered_when_answerable"), c.metric("refused_when_unanswerable")
+    assert (answered.baseline_mean, answered.candidate_mean) == (1.0, pytest.approx(14 / 20)) and answered.below
+    assert (refused.baseline_mean, refused.candidate_mean) == (0.5, 1.0) and refused.above
+    assert c.verdict == WORSE
+    assert len(c.reasons) == 1 and c.reasons[0].startswith("answered_when_answerable -0.300, 95% CI [-0.")
+    assert c.reasons[0].endswith("entirely below 0")
+    assert c.verdict_json()["reasons"] == list(c.reasons)
+
+
+def test_answering_unanswerable_questions_is_worse() -> None:
+    c = compare(BASE, UNANSWERABLE_WORSE, "base", "a")
+    assert c.verdict == WORSE
+    assert len(c.reasons) == 1 and c.reasons[0].startswith("refused_when_unanswerable -0.500, 95% CI [-0.")
+    assert compare(UNANSWERABLE_WORSE, BASE, "x", "a").verdict == BETTER
+
+
+def test_better_on_refusals_alone_is_better() -> None:
+    c = compare(BASE, UNANSWERABLE_BETTER, "base", "a")
+    assert c.verdict == BETTER
+    assert len(c.reasons) == 1 and c.reasons[0].startswith("refused_when_unanswerable +0.500, 95% CI [+0.")
 
 
 def test_identical_runs_show_no_difference() -> None:
@@ -141,10 +183,17 @@ def test_report_files_and_pngs(tmp_path: Path) -> None:
             assert im.width >= 800 and im.height >= 300
     md = (folder / "report.md").read_text()
     assert "**better**" in md and f"| token_f1 | {N} |" in md and "Items that changed most" in md
+    assert f"| answered_when_answerable | {N} | 1.000 | 1.000 |" in md and f"| refused_when_unanswerable | {U} | 0.500 | 0.500 |" in md
+    assert "Refusals: answerable items refused: base 0/20, a 0/20; unanswerable items refused: base 5/10, a 5/10." in md
     page = (folder / "report.html").read_text()
     assert page.count("data:image/png;base64,") == 3 and "<table>" in page
+    assert "<td>answered_when_answerable</td>" in page and "<td>refused_when_unanswerable</td>" in page
     verdict = json.loads((folder / "verdict.json").read_text())
     assert verdict["better"] is True and verdict["baseline"] == "base" and verdict["vs"]["other"]["adapter"] == "a"
+    assert verdict["answered_when_answerable"] == [0.0, 0.0] and verdict["metrics"]["refused_when_unanswerable"]["n"] == U
+    refusing = write_comparison(tmp_path, compare(BASE, REFUSES_MORE, "base", "r"))
+    assert "unanswerable items refused: base 5/10, r 10/10" in (refusing / "report.md").read_text()
+    assert "answerable items refused: base 0/20, r 6/20" in (refusing / "report.md").read_text()
 
 
 def test_gate_refuses_a_headline_metric_worse_and_accepts_the_rest() -> None:
@@ -153,6 +202,12 @@ def test_gate_refuses_a_headline_metric_worse_and_accepts_the_rest() -> None:
         check_verdict(paths, "a")
     write_comparison(paths.reports, compare(BASE, F1_BETTER_CP_WORSE, "base", "a"))
     with pytest.raises(AdapterError, match=r"worse than the current default 'base': citation_precision -0\.500, 95% CI \[-0\.500, -0\.500\]"):
+        check_verdict(paths, "a")
+    write_comparison(paths.reports, compare(BASE, REFUSES_MORE, "base", "a"))
+    with pytest.raises(AdapterError, match=r"worse than the current default 'base': answered_when_answerable -0\.300"):
+        check_verdict(paths, "a")
+    write_comparison(paths.reports, compare(BASE, UNANSWERABLE_WORSE, "base", "a"))
+    with pytest.raises(AdapterError, match=r"worse than the current default 'base': refused_when_unanswerable -0\.500"):
         check_verdict(paths, "a")
     write_comparison(paths.reports, compare(BASE, ROUGE_WORSE, "base", "a"))
     assert check_verdict(paths, "a")["verdict"] == SAME

@@ -4,6 +4,7 @@ and the QLoRA path on a CUDA GPU (skipped without one)."""
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -59,10 +60,26 @@ def test_unknown_target_module_is_a_config_error(tiny_model_dir: Path) -> None:
     assert "['qkv'] are not in this model" in info.value.message and "q_proj" in info.value.hint
 
 
+def launched_commands() -> set[tuple[str, ...]]:
+    """What `accelerate launch ... -m MODULE VERB SUBVERB` runs, in every config and doc that shows it."""
+    files = [*(ROOT / "configs").rglob("*.yaml"), ROOT / "docs" / "training.md"]
+    lines = [line for f in files for line in f.read_text(encoding="utf-8").splitlines() if "accelerate launch" in line]
+    assert lines, "no `accelerate launch` command documented"
+    found = [re.search(r" -m (\S+) (\S+) (\S+)", line) for line in lines]
+    assert all(found), lines
+    return {m.groups() for m in found if m}
+
+
 def test_accelerate_entry_point_bad_input_is_one_line(tmp_path: Path) -> None:
-    r = subprocess.run([sys.executable, "-m", "chatkit.training", "sft", "--data", str(tmp_path / "missing.jsonl")],
+    # Multi-GPU training runs the one CLI under accelerate: the module the docs name must exist and
+    # answer bad input like any verb.
+    assert launched_commands() == {("chatkit", "train", "sft")}
+    module, *verb = next(iter(launched_commands()))
+    r = subprocess.run([sys.executable, "-m", module, *verb, "--data", str(tmp_path / "missing.jsonl")],
                        capture_output=True, text=True, timeout=300)
-    assert r.returncode == 1 and r.stderr.strip().startswith("error: training file not found") and len(r.stderr.strip().splitlines()) == 1
+    assert r.returncode == 1, r.stderr
+    assert r.stderr.strip().startswith("error: training file not found") and len(r.stderr.strip().splitlines()) == 1, r.stderr
+    assert r.stdout == ""
 
 
 @pytest.mark.gpu

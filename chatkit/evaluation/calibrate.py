@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
-from chatkit.evaluation.answers import QAItem
+from chatkit.config import Paths, Settings
+from chatkit.evaluation.answers import QAItem, load_qa
 
 
 @dataclass(frozen=True)
@@ -15,6 +17,27 @@ class ThresholdRow:
     accuracy: float
     unanswerable_recall: float
     answerable_abstained: float
+
+
+@dataclass(frozen=True)
+class Calibration:
+    rows: tuple[ThresholdRow, ...]
+    recommended: ThresholdRow
+
+
+def calibrate(settings: Settings, paths: Paths, qa: Path, collections: Sequence[str] | None,
+              say: Callable[[str], None]) -> Calibration:
+    """Sweep the threshold over the QA file's best passage similarities and recommend one."""
+    from chatkit.assembly import ensure_default_collections
+    from chatkit.retrieval.service import load_embedder, open_searcher
+
+    items = load_qa(qa)
+    names = list(collections or settings.engine.collections)
+    embedder = load_embedder(settings)
+    ensure_default_collections(settings, paths, names, say, embedder)
+    searcher = open_searcher(settings, paths, names, embedder=embedder)
+    rows = sweep(best_similarities(searcher, items, settings.engine.passages), [it.answerable for it in items])
+    return Calibration(tuple(rows), choose(rows))
 
 
 def best_similarities(searcher: Any, items: Sequence[QAItem], k: int) -> list[float]:

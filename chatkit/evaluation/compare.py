@@ -10,10 +10,11 @@ from typing import Any
 from chatkit.errors import DataError
 from chatkit.evaluation.answers import ItemResult
 
-# Higher is better for all of them; the verdict looks only at DECIDING.
-METRICS = ("token_f1", "citation_precision", "citation_recall", "rouge_l", "keyword_recall", "groundedness",
-           "exact_match", "gold_doc_retrieved", "abstention_correct")
-DECIDING = ("token_f1", "citation_precision")
+# Higher is better for all of them. The verdict reads HEADLINE: what a user feels, wrongful refusals
+# included; a run must not buy one of them with another.
+HEADLINE = ("token_f1", "citation_precision", "keyword_recall", "groundedness", "answered_when_answerable",
+            "refused_when_unanswerable")
+METRICS = (*HEADLINE, "citation_recall", "rouge_l", "exact_match", "gold_doc_retrieved")
 RESAMPLES = 10_000
 SEED = 0
 TIE = 1e-9
@@ -77,7 +78,8 @@ class Comparison:
         """What the promotion gate (chatkit.training.gate) reads."""
         out: dict[str, Any] = {"better": self.verdict == BETTER, "worse": self.verdict == WORSE, "verdict": self.verdict,
                                "adapter": self.candidate, "baseline": self.baseline, "items": self.items,
-                               "wins": self.wins, "ties": self.ties, "losses": self.losses, "reasons": list(self.reasons)}
+                               "wins": self.wins, "ties": self.ties, "losses": self.losses, "reasons": list(self.reasons),
+                               "headline": list(HEADLINE)}
         for m in self.metrics:
             out[m.metric] = [round(m.ci_low, 6), round(m.ci_high, 6)]
         out["metrics"] = {m.metric: asdict(m) for m in self.metrics}
@@ -85,8 +87,12 @@ class Comparison:
 
 
 def per_item(result: ItemResult, metric: str) -> float | None:
-    if metric == "abstention_correct":
-        return float(result.abstained != result.answerable)
+    # Refusal is scored per class: one number for both would let more refused unanswerables hide more
+    # wrongly refused answerables.
+    if metric == "answered_when_answerable":
+        return float(not result.abstained) if result.answerable else None
+    if metric == "refused_when_unanswerable":
+        return None if result.answerable else float(result.abstained)
     value = result.scores.get(metric)
     return None if value is None else float(value)
 
@@ -132,16 +138,17 @@ def metric_diff(metric: str, pairs: Sequence[tuple[ItemResult, ItemResult]]) -> 
 
 
 def decide(metrics: Sequence[MetricDiff]) -> tuple[str, tuple[str, ...]]:
-    """better: token F1 or citation precision CI entirely above 0 and neither entirely below;
-    worse: either entirely below 0; otherwise no significant difference."""
-    deciding = [m for m in metrics if m.metric in DECIDING]
-    below = [m for m in deciding if m.below]
-    above = [m for m in deciding if m.above]
+    """worse: any HEADLINE metric's CI entirely below 0; better: none below and at least one entirely
+    above 0; otherwise no significant difference. A metric with no items (no unanswerable item, say)
+    decides nothing."""
+    headline = [m for m in metrics if m.metric in HEADLINE and m.n > 0]
+    below = [m for m in headline if m.below]
+    above = [m for m in headline if m.above]
     if below:
         return WORSE, tuple(f"{m.metric} {m.diff:+.3f}, 95% CI [{m.ci_low:+.3f}, {m.ci_high:+.3f}] entirely below 0" for m in below)
     if above:
         return BETTER, tuple(f"{m.metric} {m.diff:+.3f}, 95% CI [{m.ci_low:+.3f}, {m.ci_high:+.3f}] entirely above 0" for m in above)
-    return SAME, tuple(f"{m.metric} {m.diff:+.3f}, 95% CI [{m.ci_low:+.3f}, {m.ci_high:+.3f}] contains 0" for m in deciding)
+    return SAME, tuple(f"{m.metric} {m.diff:+.3f}, 95% CI [{m.ci_low:+.3f}, {m.ci_high:+.3f}] contains 0" for m in headline)
 
 
 def pair_up(baseline: Sequence[ItemResult], candidate: Sequence[ItemResult]) -> list[tuple[ItemResult, ItemResult]]:

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from chatkit.evaluation.compare import Comparison
+from chatkit.evaluation.compare import HEADLINE, Comparison, MetricDiff
 from chatkit.retrieval.atomic import atomic_dir
 
 CHANGED_SHOWN = 10
@@ -27,6 +27,24 @@ def _cell(text: str) -> str:
     return _short(text).replace("|", "\\|")
 
 
+def _refused(m: MetricDiff, mean: float, refusing: bool) -> str:
+    count = round((mean if refusing else 1 - mean) * m.n)
+    return f"{count}/{m.n}"
+
+
+def _refusals(c: Comparison) -> list[str]:
+    """Wrongful and rightful refusals as counts, the way a user meets them."""
+    answered, refused = c.metric("answered_when_answerable"), c.metric("refused_when_unanswerable")
+    parts = []
+    if answered.n:
+        parts.append(f"answerable items refused: {c.baseline} {_refused(answered, answered.baseline_mean, False)}, "
+                     f"{c.candidate} {_refused(answered, answered.candidate_mean, False)}")
+    if refused.n:
+        parts.append(f"unanswerable items refused: {c.baseline} {_refused(refused, refused.baseline_mean, True)}, "
+                     f"{c.candidate} {_refused(refused, refused.candidate_mean, True)}")
+    return ["", "Refusals: " + "; ".join(parts) + "."] if parts else []
+
+
 def comparison_markdown(c: Comparison) -> list[str]:
     lines = [f"## {c.candidate} vs {c.baseline}: **{c.verdict}**", ""]
     lines += [f"- {r}" for r in c.reasons]
@@ -37,6 +55,7 @@ def comparison_markdown(c: Comparison) -> list[str]:
         if m.n:
             lines.append(f"| {m.metric} | {m.n} | {m.baseline_mean:.3f} | {m.candidate_mean:.3f} | {m.diff:+.3f} | "
                          f"[{m.ci_low:+.3f}, {m.ci_high:+.3f}] | {m.p_value:.3g} |")
+    lines += _refusals(c)
     lat_b, lat_c = sorted(c.baseline_latency), sorted(c.candidate_latency)
     if lat_b and lat_c:
         lines += ["", f"Median latency: {c.baseline} {lat_b[len(lat_b) // 2]:.2f} s, {c.candidate} {lat_c[len(lat_c) // 2]:.2f} s."]
@@ -52,8 +71,8 @@ def comparison_markdown(c: Comparison) -> list[str]:
 def markdown(gate: Comparison, others: Sequence[Comparison], meta: dict[str, Any], pngs: Sequence[str]) -> str:
     lines = [f"# Evaluation: {gate.candidate} vs {gate.baseline}", "",
              f"Verdict for the promotion gate: **{gate.verdict}** (against the current default, {gate.baseline}).", "",
-             "How it decides: better = token F1 or citation precision has a 95% bootstrap CI (10,000 paired resamples) "
-             "entirely above 0 and neither entirely below 0; worse = either entirely below 0 (see docs/evaluation.md).", ""]
+             f"How it decides: worse = any headline metric ({', '.join(HEADLINE)}) has a 95% bootstrap CI (10,000 paired "
+             "resamples) entirely below 0; better = none below and at least one entirely above 0 (see docs/evaluation.md).", ""]
     lines += [f"- {k}: {v}" for k, v in meta.items()] + [""]
     for c in (gate, *others):
         lines += comparison_markdown(c)

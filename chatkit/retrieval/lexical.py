@@ -32,6 +32,13 @@ def analyze(text: str) -> list[str]:
     return list(out[0]) if out else []
 
 
+def long_stopword_list() -> list[str]:
+    """bm25s's longer English stopword list (BM25 itself keeps the short one)."""
+    from bm25s.stopwords import STOPWORDS_EN_PLUS
+
+    return list(STOPWORDS_EN_PLUS)
+
+
 class LexicalIndex:
     def __init__(self, retriever: Any, ids: Any) -> None:
         self.retriever = retriever
@@ -78,6 +85,15 @@ class LexicalIndex:
         if not terms or not len(self.ids):
             return np.zeros(len(self.ids), dtype="float32")
         return np.asarray(self.retriever.get_scores(terms), dtype="float32")
+
+    def document_frequencies(self) -> dict[str, int]:
+        """How many chunks contain each BM25 term."""
+        import numpy as np
+
+        if not len(self.ids):
+            return {}
+        counts = np.diff(self.retriever.scores["indptr"])
+        return {term: int(counts[i]) for term, i in self.retriever.vocab_dict.items() if term and i < len(counts)}
 
     def position(self, chunk_id: int) -> int | None:
         if self._pos is None:

@@ -10,6 +10,7 @@ from chatkit.errors import InputError
 from chatkit.retrieval.collection import Collection
 from chatkit.retrieval.embedder import Embedder
 from chatkit.retrieval.fusion import mix, rrf
+from chatkit.retrieval.support import TermStatistics
 from chatkit.types import Hit
 
 MODES = ("dense", "bm25", "hybrid")
@@ -29,6 +30,21 @@ class Searcher:
         self.embedder = embedder
         self.collections = collections
         self.config = config
+        self._term_statistics: TermStatistics | None = None
+
+    def term_statistics(self) -> TermStatistics:
+        """BM25 document frequencies over all searched collections (computed once per searcher)."""
+        if self._term_statistics is None:
+            frequency: dict[str, int] = {}
+            documents = 0
+            for col in self.collections:
+                if col.lexical is None:
+                    continue
+                for term, count in col.lexical.document_frequencies().items():
+                    frequency[term] = frequency.get(term, 0) + count
+                documents += len(col.lexical)
+            self._term_statistics = TermStatistics(frequency, documents)
+        return self._term_statistics
 
     def search(self, query: str, k: int | None = None, mode: str | None = None) -> list[Hit]:
         query = query.strip()

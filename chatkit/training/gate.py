@@ -3,7 +3,10 @@ current default (the base model or the promoted adapter) does not find it worse.
 
 `chatkit eval compare --adapter NAME` writes `<data dir>/reports/compare-NAME/verdict.json` with
 `{"better": bool, "worse": bool, "verdict": str, "baseline": "base"|ADAPTER, "token_f1": [lo, hi], ...}`;
-"worse" means the 95 % CI of token F1 or citation precision lies entirely below 0.
+"worse" means the 95 % CI of any headline metric lies entirely below 0: token F1, citation precision,
+keyword recall, groundedness, answered-when-answerable (wrongful refusals) or refused-when-unanswerable
+(see chatkit.evaluation.compare.HEADLINE). Verdicts written before the refusal metrics existed only
+looked at token F1 and citation precision: compare again before promoting on one of those.
 """
 
 from __future__ import annotations
