@@ -12,6 +12,7 @@ from typing import Any, Protocol
 
 from chatkit.config import GenerationConfig, Settings
 from chatkit.errors import AdapterError, InputError, ModelError
+from chatkit.extractive import choose_quotes
 from chatkit.generation.base import Generator, GenParams, StreamStats
 from chatkit.prompting import (
     ABSTAIN_TEXT,
@@ -25,7 +26,6 @@ from chatkit.prompting import (
     standalone_query,
     strip_invalid_citations,
 )
-from chatkit.extractive import choose_quotes
 from chatkit.retrieval.support import TermStatistics, question_support
 from chatkit.types import Answer, Citation, Event, Hit, Turn
 
