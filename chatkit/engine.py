@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
+import re
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -12,7 +14,7 @@ from typing import Any, Protocol
 
 from chatkit.config import GenerationConfig, Settings
 from chatkit.errors import AdapterError, InputError, ModelError
-from chatkit.extractive import choose_quotes
+from chatkit.extractive import Quote, choose_quotes
 from chatkit.generation.base import Generator, GenParams, StreamStats
 from chatkit.prompting import (
     ABSTAIN_TEXT,
@@ -22,6 +24,7 @@ from chatkit.prompting import (
     build_messages,
     fit_to_budget,
     parse_citations,
+    question_parts,
     says_abstain,
     standalone_query,
     strip_invalid_citations,
@@ -58,6 +61,16 @@ class ChatOptions:
     answer_tokens: int | None = None  # cut any answer, extractive ones too, to this many tokens (OpenAI's max_tokens)
 
 
+
+
+_PRONOUN = re.compile(r"\b(it|its|they|them|their|this|that|these|those)\b", re.IGNORECASE)
+
+
+def part_queries(question: str) -> list[str]:
+    """The search query of each part of a multi-part question; a later part that says "it" or "they"
+    carries the first part for its context."""
+    parts = question_parts(question)
+    return [parts[0]] + [f"{part} ({parts[0]})" if _PRONOUN.search(part) else part for part in parts[1:]]
 
 
 def clean_question(question: str, limit: int) -> tuple[str, str | None]:
@@ -208,7 +221,8 @@ class ChatEngine:
             return self._plain_plan(question, opts, started, warning)
         k = opts.k or self.settings.engine.passages
         query = standalone_query(question, [t.question for t in history])
-        hits = tuple(self.searcher.search(query, k=k, mode=opts.mode))
+        parts = part_queries(question) if not history else [query]
+        hits = self._search_parts(parts, k, opts.mode) if len(parts) > 1 else tuple(self.searcher.search(query, k=k, mode=opts.mode))
         timings = {"retrieval_s": time.perf_counter() - started}
         best = max((h.dense_score or 0.0 for h in hits), default=0.0)
         style = self.style_of(opts)
@@ -225,6 +239,18 @@ class ChatEngine:
         turns, kept = fit_to_budget(turns, lambda m: len(generator.render(m)), budget, SYSTEM_PROMPT)
         prompt_ids = generator.render(build_messages(turns, SYSTEM_PROMPT))
         return Plan(question, query, hits, hits[:kept], prompt_ids, style, timings, started, warning, best_similarity=best)
+
+    def _search_parts(self, queries: Sequence[str], k: int, mode: str | None) -> tuple[Hit, ...]:
+        """Each part's own passages, taken in turns (its best first), so every part has its evidence."""
+        ranked = [self.searcher.search(q, k=k, mode=mode) for q in queries]
+        merged: list[Hit] = []
+        seen: set[tuple[str, int]] = set()
+        for rank in range(k):
+            for hits in ranked:
+                if rank < len(hits) and (key := (hits[rank].collection, hits[rank].chunk.chunk_id)) not in seen:
+                    seen.add(key)
+                    merged.append(dataclasses.replace(hits[rank], rank=len(merged) + 1))
+        return tuple(merged[:k])
 
     def _plain_plan(self, question: str, opts: ChatOptions, started: float, warning: str | None) -> Plan:
         """retrieval=False: the chat as the caller sent it, straight to the model."""
@@ -378,7 +404,9 @@ class ChatEngine:
 
     def extractive_answer(self, question: str, hits: Sequence[Hit]) -> str:
         """The passages' sentences that best answer the question, each cited."""
-        quotes = choose_quotes(question, hits, self.searcher.embedder)
+        quotes: list[Quote] = []
+        for part in part_queries(question):
+            quotes += [q for q in choose_quotes(part, hits, self.searcher.embedder) if q not in quotes]
         if not quotes:
             return ABSTAIN_TEXT
         return " ".join(f"{q.text} [{q.n}]" for q in quotes)

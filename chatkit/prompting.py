@@ -148,6 +148,18 @@ _FOLLOW_UP = re.compile(
 )
 
 
+_PART_BREAK = re.compile(r"\?\s+(?=\S)|,?\s+and\s+(?=(?:what|why|how|when|which|who|where|is|are|does|do|can|should)\b)",
+                         re.IGNORECASE)
+
+
+def question_parts(question: str) -> list[str]:
+    """A multi-part question ("What is LoRA and why is it cheaper?") as its parts, each searched and
+    answered on its own; a later part is searched with the first for its context ("it")."""
+    parts = [p.strip(" ?,") for p in _PART_BREAK.split(question.strip())]
+    parts = [p for p in parts if len(p.split()) >= 2]
+    return parts if len(parts) > 1 else [question.strip()]
+
+
 def standalone_query(question: str, previous_questions: Sequence[str]) -> str:
     """A retrieval query for a follow-up question. A 135M model rewrites questions badly, so a short or
     pronoun-led follow-up is searched together with the question it follows."""

@@ -124,6 +124,13 @@ def test_auto_replaces_a_model_refusal_past_the_gate(engine: ChatEngine) -> None
     assert "LoRA freezes the pre-trained weights" in answer.text
 
 
+def test_multi_part_question_gets_each_parts_passage_and_sentence(engine: ChatEngine) -> None:
+    answer = engine.ask("What is perplexity and what does FAISS find?", options=ChatOptions(style="extractive"))
+    cited = {c.doc_id for c in answer.citations}
+    assert {"notes/perplexity", "notes/faiss"} <= cited
+    assert "exponential of the average" in answer.text and "nearest neighbour" in answer.text
+
+
 def test_bad_questions(engine: ChatEngine) -> None:
     with pytest.raises(InputError):
         engine.ask("   ")

@@ -140,3 +140,17 @@ def test_ranked_documents_keep_each_document_at_its_best_chunk() -> None:
     hits = [Hit(Chunk(d, i, "text", d, (), 0, 4), 1.0 - i / 10, i + 1) for i, d in enumerate(("a", "b", "a", "c", "d"))]
     assert ranked_documents(hits, 3) == ["a", "b", "c"]
     assert list(as_run(["a", "b", "c"]).values()) == sorted(as_run(["a", "b", "c"]).values(), reverse=True)
+
+
+def test_summary_reports_wrongful_refusals_and_refusals_by_kind() -> None:
+    from chatkit.evaluation.answers import ItemResult, summarize
+
+    def item(answerable: bool, abstained: bool, kind: str) -> ItemResult:
+        scores: dict[str, float | None] = {"token_f1": 0.5} if answerable else {}
+        return ItemResult("x", "q", "a", "p", answerable, abstained, [], [], [], 0.1, scores, kind)
+
+    results = [item(True, False, "direct")] * 3 + [item(True, True, "casual"),
+               item(False, True, "near-topic"), item(False, False, "near-topic"), item(False, True, "off-topic")]
+    summary = summarize(results)
+    assert summary["wrongly_refused"] == 0.25
+    assert summary["refused_near_topic"] == 0.5 and summary["refused_off_topic"] == 1.0

@@ -70,3 +70,13 @@ def test_passage_quoting_a_numbered_line_stays_one_block() -> None:
     msgs = build_messages([PromptTurn("q?", (tricky, P[1]))])
     _, blocks = parse_user_message(msgs[1]["content"])
     assert len(blocks) == 2 and blocks[1].startswith("[2] Perplexity")
+
+
+def test_multi_part_questions_are_split_into_their_parts() -> None:
+    from chatkit.prompting import question_parts
+
+    assert question_parts("What is LoRA and why is it cheaper than full fine-tuning?") == ["What is LoRA", "why is it cheaper than full fine-tuning"]
+    assert question_parts("what is bert? how is it trained") == ["what is bert", "how is it trained"]
+    # "and" inside one question, or a lone question, is no split.
+    assert question_parts("how does data synth come up with questions and answers") == ["how does data synth come up with questions and answers"]
+    assert question_parts("BERT vs GPT?") == ["BERT vs GPT?"]

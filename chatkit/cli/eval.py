@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 
 SHOWN = ("token_f1", "exact_match", "rouge_l", "bleu", "keyword_recall", "citation_precision", "citation_recall",
          "groundedness", "gold_doc_retrieved", "reference_perplexity", "abstention_precision", "abstention_recall",
-         "abstention_accuracy", "latency_p50_s", "latency_p95_s")
+         "abstention_accuracy", "wrongly_refused", "refused_near_topic", "refused_off_topic", "latency_p50_s", "latency_p95_s")
 
 
 def register(sub: Subparsers, common: argparse.ArgumentParser) -> None:

@@ -26,6 +26,7 @@ class QAItem:
     doc_ids: tuple[str, ...]
     keywords: tuple[str, ...]
     answerable: bool
+    kind: str = ""  # direct, casual, multi-part, ..., near-topic, off-topic (corpora/README.md)
 
 
 def load_qa(path: Path) -> list[QAItem]:
@@ -45,7 +46,7 @@ def load_qa(path: Path) -> list[QAItem]:
             errors.append(f"line {n}: missing {', '.join(missing)}")
             continue
         items.append(QAItem(str(row["id"]), str(row["question"]), str(row["answer"]), tuple(row["doc_ids"]),
-                            tuple(row["keywords"]), bool(row["answerable"])))
+                            tuple(row["keywords"]), bool(row["answerable"]), str(row.get("kind", ""))))
     if errors:
         more = f" (+{len(errors) - 3} more)" if len(errors) > 3 else ""
         raise DataError(f"{path}: {'; '.join(errors[:3])}{more}", f"each line needs {', '.join(REQUIRED)}")
@@ -85,6 +86,7 @@ class ItemResult:
     retrieved_doc_ids: list[str]
     latency_s: float
     scores: dict[str, float | None] = field(default_factory=dict)
+    kind: str = ""
 
 
 def answer_item(engine: ChatEngine, item: QAItem, cache: GenerationCache | None, k: int | None = None,
@@ -119,7 +121,7 @@ def answer_item(engine: ChatEngine, item: QAItem, cache: GenerationCache | None,
         if perplexity and prompt_ids:
             scores["reference_nll"] = engine.reference_nll(prompt_ids, item.answer)
     return ItemResult(item.id, item.question, item.answer, answer.text, item.answerable, answer.abstained, list(item.doc_ids),
-                      cited_ids, retrieved, latency, scores)
+                      cited_ids, retrieved, latency, scores, item.kind)
 
 
 def run_answers(engine: ChatEngine, items: Sequence[QAItem], cache: GenerationCache | None = None, k: int | None = None,
@@ -147,6 +149,11 @@ def summarize(results: Sequence[ItemResult]) -> dict[str, Any]:
     nlls = [r.scores["reference_nll"] for r in answerable if r.scores.get("reference_nll") is not None]
     summary["reference_perplexity"] = math.exp(_mean(nlls)) if nlls else None
     summary.update(m.abstention_scores([r.abstained for r in results], [r.answerable for r in results]))
+    # What users feel, apart: answerable questions refused, and refusals by kind of unanswerable question.
+    summary["wrongly_refused"] = _mean([float(r.abstained) for r in answerable]) if answerable else None
+    for kind in ("near-topic", "off-topic"):
+        of_kind = [float(r.abstained) for r in results if not r.answerable and r.kind == kind]
+        summary[f"refused_{kind.replace('-', '_')}"] = _mean(of_kind) if of_kind else None
     latencies = [r.latency_s for r in results]
     summary["latency_p50_s"] = m.percentile(latencies, 50)
     summary["latency_p95_s"] = m.percentile(latencies, 95)
