@@ -210,6 +210,11 @@ class ConversationStore:
             db.execute("UPDATE conversations SET updated = ? WHERE id = ?", (now, conversation_id))
         return int(cur.lastrowid or 0)
 
+    def set_model(self, turn_id: int, model: str, adapter: str) -> None:
+        """Name the model and adapter that answer a turn (known only once the model is loaded)."""
+        with self._tx() as db:
+            db.execute("UPDATE turns SET model = ?, adapter = ? WHERE id = ?", (model, adapter, turn_id))
+
     def set_passages(self, turn_id: int, hits: list[Hit] | tuple[Hit, ...]) -> None:
         with self._tx() as db:
             db.execute("UPDATE turns SET passages = ? WHERE id = ?", (json.dumps(passages_from_hits(hits)), turn_id))

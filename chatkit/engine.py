@@ -147,7 +147,11 @@ class ChatEngine:
                         raise ModelError("this engine has no dialogue model", "build it with chatkit.assembly.build_engine")
                     generator = self._load_generator()
                     self._generator = generator
-                    self._apply_adapter(self._pending_adapter())
+                    try:
+                        self._apply_adapter(self._pending_adapter())
+                    except BaseException:  # a broken default adapter must fail every answer, not only the first
+                        self._generator = None
+                        raise
         return self._generator
 
     @property
@@ -323,7 +327,7 @@ class ChatEngine:
         outcome.complete = outcome.complete and stats.stopped != "cancelled"
         measured = {"prefill_s": stats.prefill_s, "decode_s": stats.decode_s, "new_tokens": float(stats.new_tokens),
                     "prompt_tokens": float(stats.prompt_tokens), "tokens_per_s": stats.tokens_per_s,
-                    "generation_s": time.perf_counter() - began}
+                    "generation_s": time.perf_counter() - began, "stopped_at_length": float(stats.stopped == "length")}
         plan.timings.update(measured)
         if opts.cache is not None and outcome.complete:
             opts.cache.put(key, "".join(pieces), measured)

@@ -35,18 +35,24 @@ class TurnRecording:
         self.question, _ = engine.clean_question(question)
         self.options = options or ChatOptions()
         self._lock: contextlib.AbstractContextManager[object] = lock or contextlib.nullcontext()
-        if self.options.adapter is not None:  # so the turn names the adapter that answers it
-            engine.use_adapter(self.options.adapter)
-        if engine.needs_generator(self.options):
-            engine.generator  # noqa: B018 - load it now so the turn names the model that answers it
+        # The question is stored first: a model that fails to load, or a Ctrl-C while it loads, keeps it.
         with self._lock:
             self.conversation_id = conversation_id or store.new_conversation(self.question)
-            self.turn_id = store.start_turn(self.conversation_id, self.question, model=engine.model_id,
-                                            adapter=engine.adapter_name, source=source)
+            self.turn_id = store.start_turn(self.conversation_id, self.question, source=source)
             self.idx = next(t.idx for t in store.turns(self.conversation_id) if t.id == self.turn_id)
         self.pieces: list[str] = []
         self.answer: Answer | None = None
         self.closed = False
+        try:
+            if self.options.adapter is not None:
+                engine.use_adapter(self.options.adapter)
+            if engine.needs_generator(self.options):
+                engine.generator  # noqa: B018 - load it now so the turn names the model that answers it
+                with self._lock:
+                    store.set_model(self.turn_id, engine.model_id, engine.adapter_name)
+        except BaseException:
+            self.close()
+            raise
 
     @property
     def partial(self) -> str:

@@ -4,7 +4,7 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from pathlib import Path
 
 import pytest
@@ -101,13 +101,13 @@ REQUIRED_SUITES = {  # test file -> the imports it needs
 _collected_files: set[str] = set()
 
 
-def missing_suites(files: object = REQUIRED_SUITES) -> dict[str, str]:
+def missing_suites(files: Collection[str] = tuple(REQUIRED_SUITES)) -> dict[str, str]:
     """Each required suite (of `files`) that cannot run, with the import that fails."""
     import importlib
 
     missing = {}
     for file, modules in REQUIRED_SUITES.items():
-        if file not in files:  # type: ignore[operator]
+        if file not in files:
             continue
         for module in modules:
             try:
@@ -141,12 +141,17 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> Iterat
     """One line naming every test file that skipped as a whole or lacks a required part, so a green run
     cannot hide one."""
     yield
-    skipped = {}
+    skipped: dict[str, str] = {}
+    tests_skipped: dict[str, set[str]] = {}  # file -> reasons of its single skipped tests
     for report in terminalreporter.stats.get("skipped", []):
+        longrepr = report.longrepr
+        reason = (longrepr[2] if isinstance(longrepr, tuple) else str(longrepr)).removeprefix("Skipped: ")
         if isinstance(report, pytest.CollectReport):
-            longrepr = report.longrepr
-            reason = longrepr[2] if isinstance(longrepr, tuple) else str(longrepr)
-            skipped[report.nodeid] = reason.removeprefix("Skipped: ")
+            skipped[report.nodeid] = reason
+        else:
+            tests_skipped.setdefault(report.nodeid.split("::")[0], set()).add(reason)
+    for file, reasons in tests_skipped.items():
+        skipped.setdefault(file, "some tests: " + "; ".join(sorted(reasons)))
     for file, why in missing_suites(_collected_files - set(skipped)).items():
         skipped[file] = why
     line = ", ".join(f"{file} ({why})" for file, why in skipped.items()) or "none"

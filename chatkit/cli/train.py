@@ -1,14 +1,18 @@
-"""`chatkit train validate|sft`: check training data, fine-tune with LoRA, print the result."""
+"""`chatkit train validate|sft`: check training data, fine-tune with LoRA (drawing its progress), print the result."""
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
+import os
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from rich.console import Console
+    from rich.progress import Progress, TaskID
     from rich.text import Text
 
     from chatkit.cli.context import Context, Subparsers
@@ -62,7 +66,11 @@ def run_sft(ctx: Context, args: argparse.Namespace) -> int:
     from chatkit.training.sft import SftRequest, run_sft
 
     req = SftRequest(Path(args.data), Path(args.val) if args.val else None, args.name, args.resume, args.max_steps)
-    result = run_sft(ctx.settings, ctx.paths, req, ctx.err_console, ctx.say)
+    progress = RichTrainingProgress(ctx.err_console)
+    try:
+        result = run_sft(ctx.settings, ctx.paths, req, progress, ctx.say)
+    finally:
+        progress.finished()  # a second Ctrl-C or an error skips the trainer's end: still leave the terminal tidy
     if result.interrupted:
         where = result.checkpoint.name if result.checkpoint else "no checkpoint"
         ctx.say(f"interrupted: saved {where}; continue with `chatkit train sft --data {args.data} --name {result.name} --resume`")
@@ -76,6 +84,57 @@ def run_sft(ctx: Context, args: argparse.Namespace) -> int:
             f"{m['tokens_per_s']:.0f} tokens/s, {m['train_seconds']:.0f} s")
     ctx.say(f"next: `chatkit eval compare {result.name}`, then `chatkit adapters promote {result.name}`")
     return 0
+
+
+class RichTrainingProgress:
+    """A bar on a terminal (loss, tokens/s, ETA); a log file or pipe gets a `step N/M` line every
+    CHATKIT_PROGRESS_EVERY_S seconds (30; tests set 0) instead. Validation lines go to both."""
+
+    def __init__(self, console: Console) -> None:
+        self.console = console
+        self.every_s = float(os.environ.get("CHATKIT_PROGRESS_EVERY_S", "30"))
+        self.progress: Progress | None = None
+        self.task: TaskID | None = None
+        self.last_line = 0.0
+
+    def started(self, total_steps: int, done_steps: int) -> None:
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+            TimeRemainingColumn,
+        )
+
+        self.last_line = time.perf_counter()
+        self.progress = Progress(
+            TextColumn("[bold]training[/]"), BarColumn(), MofNCompleteColumn(),
+            TextColumn("loss {task.fields[loss]}"), TextColumn("{task.fields[tps]} tok/s"),
+            TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(), console=self.console, transient=False,
+        )
+        self.progress.start()
+        self.task = self.progress.add_task("train", total=total_steps, completed=done_steps, loss="-", tps="-")
+
+    def step(self, step: int, total: int, loss: float, tokens_per_s: float, eta_s: float) -> None:
+        if self.progress is None or self.task is None:
+            return
+        loss_text = "-" if math.isnan(loss) else f"{loss:.3f}"
+        self.progress.update(self.task, completed=step, loss=loss_text, tps=f"{tokens_per_s:,.0f}")
+        # A log file or pipe gets no live bar, so it gets a line every half minute instead.
+        if not self.console.is_terminal and time.perf_counter() - self.last_line >= self.every_s:
+            self.last_line = time.perf_counter()
+            self.console.print(f"step {step}/{total}: loss {loss_text}, {tokens_per_s:,.0f} tok/s, "
+                               f"ETA {eta_s / 60:.0f} min", highlight=False)
+
+    def epoch(self, row: dict[str, float]) -> None:
+        self.console.print(f"epoch {row['epoch']:g}: val loss {row['val_loss']:.4f}, perplexity {row['perplexity']:.2f}",
+                           highlight=False)
+
+    def finished(self) -> None:
+        if self.progress is not None:
+            self.progress.stop()
+            self.progress = None
 
 
 def print_report(console: Console, report: Report) -> None:

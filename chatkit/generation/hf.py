@@ -66,7 +66,7 @@ class HFGenerator(GeneratorBase):
         self.eos_ids = eos_ids(self.tokenizer, self.model.generation_config.eos_token_id)
         self.adapters: dict[str, str] = {}
         self.active_adapter: str | None = None
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()
         self._cache: Any = None  # the keys/values of the answer being decoded
         # transformers renamed forward's `past_key_values` to `cache` within 5.x (the old name warns).
         forward = inspect.signature(type(self.model).forward).parameters
@@ -104,9 +104,10 @@ class HFGenerator(GeneratorBase):
     def set_adapter(self, name: str | None) -> None:
         if name is not None and name not in self.adapters:
             raise AdapterError(f"adapter '{name}' is not loaded", "load it first")
-        if name is not None:
-            self.model.set_adapter(name)
-        self.active_adapter = name
+        with self._lock:  # not while an answer is being decoded with the other weights
+            if name is not None:
+                self.model.set_adapter(name)
+            self.active_adapter = name
 
     def _adapter_context(self) -> Any:
         if self.adapters and self.active_adapter is None:

@@ -38,15 +38,19 @@ class QuestionSupport:
 
 
 def question_support(question: str, hits: Sequence[Hit], stats: TermStatistics) -> QuestionSupport:
-    terms = sorted(set(analyze(question)) - _function_terms())
-    if not terms:
+    asked = sorted(set(analyze(question)) - _function_terms())
+    if not asked:
         return QuestionSupport(1.0, ())
+    # A typo stands for the known term it resembles ("paramters" is "paramet"), for coverage too.
+    known = {t: t if t in stats.document_frequency else _closest_known(t, stats) for t in asked}
+    terms = sorted({k for k in known.values() if k})
+    unknown = tuple(t for t, k in known.items() if not k)
     seen: set[str] = set()
     for hit in hits:
         seen.update(analyze(hit.chunk.embed_text))
-    total = sum(stats.idf(t) for t in terms)
-    coverage = sum(stats.idf(t) for t in terms if t in seen) / total if total > 0 else 1.0
-    unknown = tuple(t for t in terms if t not in stats.document_frequency and not _is_typo(t, stats))
+    weights = {t: stats.idf(t) for t in terms} | {t: stats.idf(t) for t in unknown}
+    total = sum(weights.values())
+    coverage = sum(weights[t] for t in terms if t in seen) / total if total > 0 else 1.0
     return QuestionSupport(coverage, unknown)
 
 
@@ -57,8 +61,10 @@ def _function_terms() -> frozenset[str]:
     return _FUNCTION_TERMS[0]
 
 
-def _is_typo(term: str, stats: TermStatistics) -> bool:
+def _closest_known(term: str, stats: TermStatistics) -> str:
+    """The known term `term` is a typo of, or "" when it is none."""
     if len(term) < 5:
-        return False
+        return ""
     vocabulary = [t for t in stats.document_frequency if abs(len(t) - len(term)) <= 2]
-    return bool(difflib.get_close_matches(term, vocabulary, n=1, cutoff=TYPO_SIMILARITY))
+    match = difflib.get_close_matches(term, vocabulary, n=1, cutoff=TYPO_SIMILARITY)
+    return match[0] if match else ""

@@ -47,9 +47,11 @@ def serve(settings: Settings, paths: Paths, collections: Sequence[str] | None = 
         engine.use_adapter(adapter)
     store = ConversationStore(paths.conversations_db)
     names = list(collections or settings.engine.collections)
+    # Loaded before the app: loading installs and promotes shipped adapters, which the server's default follows.
+    model_id = engine.generator.model_id
     app = create_app(engine, store, paths, collections=names)
     where = f"http://{srv.host if ':' not in srv.host else f'[{srv.host}]'}:{srv.port}"
-    say(f"serving {engine.generator.model_id} (adapter: {engine.adapter_name}) on {where}/v1 "
+    say(f"serving {model_id} (adapter: {engine.adapter_name}) on {where}/v1 "
         f"- collections {', '.join(names)}; {'API key required' if srv.api_key else 'no API key (loopback only)'}; ctrl-c stops")
     config: Any = uvicorn.Config(app, host=srv.host, port=srv.port, log_level="warning", access_log=False,
                                  timeout_graceful_shutdown=5)

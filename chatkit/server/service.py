@@ -134,7 +134,7 @@ class ChatService:
     # --- requests -----------------------------------------------------------------------------
 
     def prepare(self, req: ChatCompletionRequest) -> ChatJob:
-        """Check a request and split it into question and history; nothing here touches the model."""
+        """Check a request and split it into question and history (the model is warm: `serve` loads it first)."""
         if not req.messages:
             raise ApiError(400, "'messages' is empty: send at least one user message", "empty_messages", "messages")
         chat = [m for m in req.messages if m.role in ("user", "assistant")]
@@ -221,7 +221,7 @@ class ChatService:
     def _finished(self, job: ChatJob, answer: Answer, conv: int, idx: int, error: str) -> Finished:
         t = answer.timings
         completion = int(t.get("new_tokens", 0)) or self._count(answer.text)
-        length = bool(t.get("cut")) or (bool(t.get("new_tokens")) and int(t["new_tokens"]) >= job.generation.max_new_tokens)
+        length = bool(t.get("cut")) or bool(t.get("stopped_at_length"))
         return Finished(answer, conv, idx, int(t.get("prompt_tokens", 0)), completion, "length" if length else "stop", error)
 
     def _count(self, text: str) -> int:

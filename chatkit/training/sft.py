@@ -10,7 +10,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from chatkit.config import CHECKPOINT_ABOVE_TOKENS, Paths, Settings, TrainingConfig
 from chatkit.errors import AdapterError, DataError, InputError
@@ -21,6 +21,9 @@ from chatkit.training.memory import limit_malloc_arenas
 from chatkit.training.portable import write_portable_base_name
 from chatkit.training.prepare import Prepared, lines_text, prepare
 from chatkit.training.rows import LoadedFile, load_clean
+
+if TYPE_CHECKING:
+    from chatkit.training.callbacks import TrainingProgress
 
 MIN_ROWS_FOR_SPLIT = 20
 
@@ -95,7 +98,9 @@ def resolve_checkpointing(cfg: TrainingConfig, longest_row: int) -> TrainingConf
     return dataclasses.replace(cfg, gradient_checkpointing=str(longest_row > CHECKPOINT_ABOVE_TOKENS).lower())
 
 
-def run_sft(settings: Settings, paths: Paths, req: SftRequest, console: Any, say: Callable[[str], None]) -> SftResult:
+def run_sft(settings: Settings, paths: Paths, req: SftRequest, progress: TrainingProgress,
+            say: Callable[[str], None]) -> SftResult:
+    """`progress` hears of every step and epoch; `say` gets the notes worth a line."""
     cfg = settings.training
     limit_malloc_arenas(cfg.malloc_arenas)
     train_file = load_clean(req.data)
@@ -114,9 +119,9 @@ def run_sft(settings: Settings, paths: Paths, req: SftRequest, console: Any, say
     from chatkit.training.callbacks import interrupt_callback, progress_callback
 
     bf16 = use_bf16(cfg, paths.cache)
-    progress, interrupt = progress_callback(console), interrupt_callback()
+    recorder, interrupt = progress_callback(progress), interrupt_callback()
     trainer = build_trainer(settings, base.path, tokenizer, run_dir, bf16, req.max_steps,
-                            _dataset(train), _dataset(val) if val else None, [progress, interrupt])
+                            _dataset(train), _dataset(val) if val else None, [recorder, interrupt])
     main = trainer.is_world_process_zero()
     interrupt.install()
     try:
@@ -131,7 +136,7 @@ def run_sft(settings: Settings, paths: Paths, req: SftRequest, console: Any, say
     if interrupt.interrupted:
         return SftResult(name, None, interrupted=True, checkpoint=runs.last_checkpoint(run_dir))
 
-    metrics = _metrics(trainer, output, progress.epochs, train, val)
+    metrics = _metrics(trainer, output, recorder.epochs, train, val)
     if not main:
         return SftResult(name, None, metrics)
     meta = _metadata(name, base, cfg, train_file, val_file, train, val, metrics, bf16)
