@@ -230,7 +230,7 @@ class ChatEngine:
         timings = {"retrieval_s": time.perf_counter() - started}
         best = max((h.dense_score or 0.0 for h in hits), default=0.0)
         style = self.style_of(opts)
-        reason = self.refusal_reason(question, hits, best)
+        reason = self.refusal_reason(query, hits, best)  # a follow-up is judged with the question it follows
         if reason:
             return Plan(question, query, hits, hits, [], style, timings, started, warning, abstain_reason=reason, best_similarity=best)
         if style == "extractive":  # no prompt: the model is not needed (nor loaded)

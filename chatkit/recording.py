@@ -48,8 +48,8 @@ class TurnRecording:
                 engine.use_adapter(self.options.adapter)
             if engine.needs_generator(self.options):
                 engine.generator  # noqa: B018 - load it now so the turn names the model that answers it
-                with self._lock:
-                    store.set_model(self.turn_id, engine.model_id, engine.adapter_name)
+            with self._lock:
+                store.set_model(self.turn_id, engine.model_id, engine.adapter_name)
         except BaseException:
             self.close()
             raise
