@@ -14,7 +14,7 @@ from typing import Any, Protocol
 
 from chatkit.config import GenerationConfig, Settings
 from chatkit.errors import AdapterError, InputError, ModelError
-from chatkit.extractive import Quote, choose_quotes
+from chatkit.extractive import choose_quotes
 from chatkit.generation.base import Generator, GenParams, StreamStats
 from chatkit.prompting import (
     ABSTAIN_TEXT,
@@ -408,9 +408,7 @@ class ChatEngine:
 
     def extractive_answer(self, question: str, hits: Sequence[Hit]) -> str:
         """The passages' sentences that best answer the question, each cited."""
-        quotes: list[Quote] = []
-        for part in part_queries(question):
-            quotes += [q for q in choose_quotes(part, hits, self.searcher.embedder) if q not in quotes]
+        quotes = choose_quotes(part_queries(question), hits, self.searcher.embedder)
         if not quotes:
             return ABSTAIN_TEXT
         return " ".join(f"{q.text} [{q.n}]" for q in quotes)

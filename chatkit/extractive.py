@@ -31,20 +31,27 @@ class Quote:
     text: str
 
 
-def choose_quotes(question: str, hits: Sequence[Hit], embedder: Any, choice: QuoteChoice = QuoteChoice()) -> list[Quote]:
+def choose_quotes(questions: Sequence[str], hits: Sequence[Hit], embedder: Any,
+                  choice: QuoteChoice = QuoteChoice()) -> list[Quote]:
+    """The quotes for each question in turn (the parts of one multi-part question), without repeats;
+    the passages' sentences are split, embedded and analysed once for all of them."""
     import numpy as np
 
     candidates = [(n, i, s) for n, h in enumerate(hits[: choice.passages], start=1)
                   for i, s in enumerate(split_sentences(h.chunk.text))]
-    if not candidates:
+    if not candidates or not questions:
         return []
-    vectors = embedder.encode([question] + [s for _, _, s in candidates])
-    similarity = vectors[1:] @ vectors[0]
+    vectors = embedder.encode([*questions, *(s for _, _, s in candidates)])
+    sentences = vectors[len(questions):]
     passage = np.array([hits[n - 1].dense_score or 0.0 for n, _, _ in candidates])
-    terms = set(analyze(question))
-    overlap = np.array([len(terms & set(analyze(s))) / len(terms) if terms else 0.0 for _, _, s in candidates])
-    score = similarity + choice.passage_weight * passage + choice.term_weight * overlap
-    ranked = [int(i) for i in np.argsort(-score, kind="stable")]
-    chosen = [i for i in ranked[: choice.sentences] if score[i] >= score[ranked[0]] - choice.margin]
-    chosen.sort(key=lambda i: candidates[i][:2])
-    return [Quote(candidates[i][0], candidates[i][2]) for i in chosen]
+    sentence_terms = [set(analyze(s)) for _, _, s in candidates]
+    quotes: list[Quote] = []
+    for question, question_vector in zip(questions, vectors, strict=False):
+        terms = set(analyze(question))
+        overlap = np.array([len(terms & t) / len(terms) if terms else 0.0 for t in sentence_terms])
+        score = sentences @ question_vector + choice.passage_weight * passage + choice.term_weight * overlap
+        ranked = [int(i) for i in np.argsort(-score, kind="stable")]
+        chosen = [i for i in ranked[: choice.sentences] if score[i] >= score[ranked[0]] - choice.margin]
+        chosen.sort(key=lambda i: candidates[i][:2])
+        quotes += [q for q in (Quote(candidates[i][0], candidates[i][2]) for i in chosen) if q not in quotes]
+    return quotes

@@ -163,20 +163,25 @@ def test_follow_up_uses_history_for_retrieval(engine: ChatEngine) -> None:
     assert evs[0].hits[0].chunk.doc_id == "notes/faiss"
 
 
-def test_crash_mid_answer_keeps_question_and_partial_text(engine: ChatEngine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    # The model itself fails after a few tokens (as out-of-memory would), inside the real decode loop;
-    # the turn goes through the real recorder into a real store.
+def fail_at_step(engine: ChatEngine, monkeypatch: pytest.MonkeyPatch, n: int, error: BaseException) -> None:
+    """Make the real model raise `error` on its n-th decode step, inside the real decode loop."""
     gen = engine.generator
     real_step = gen.step
     calls = []
 
-    def fails_on_fourth_token(token: int):
+    def step(token: int):
         calls.append(token)
-        if len(calls) == 4:
-            raise RuntimeError("out of memory")
+        if len(calls) == n:
+            raise error
         return real_step(token)
 
-    monkeypatch.setattr(gen, "step", fails_on_fourth_token)
+    monkeypatch.setattr(gen, "step", step)
+
+
+def test_crash_mid_answer_keeps_question_and_partial_text(engine: ChatEngine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The model itself fails after a few tokens (as out-of-memory would), inside the real decode loop;
+    # the turn goes through the real recorder into a real store.
+    fail_at_step(engine, monkeypatch, 4, RuntimeError("out of memory"))
     store = ConversationStore(tmp_path / "c.sqlite")
     recording = TurnRecording(engine, store, "Why is LoRA cheap?", ChatOptions(style="generative"))
     with recording:
@@ -192,17 +197,7 @@ def test_crash_mid_answer_keeps_question_and_partial_text(engine: ChatEngine, tm
 
 def test_interrupt_mid_answer_keeps_the_streamed_text(engine: ChatEngine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     # Ctrl-C lands while the model computes the next token; the caller stops, the recorder keeps the text.
-    gen = engine.generator
-    real_step = gen.step
-    calls = []
-
-    def interrupted(token: int):
-        calls.append(token)
-        if len(calls) == 5:
-            raise KeyboardInterrupt
-        return real_step(token)
-
-    monkeypatch.setattr(gen, "step", interrupted)
+    fail_at_step(engine, monkeypatch, 5, KeyboardInterrupt())
     store = ConversationStore(tmp_path / "c.sqlite")
     recording = TurnRecording(engine, store, "Why is LoRA cheap?", ChatOptions(style="generative"))
     seen = []
