@@ -61,6 +61,7 @@ class GenerationConfig:
     repetition_penalty: float = _f(1.1, "Penalty for repeating tokens (1.0 = none).")
     context_tokens: int = _f(2048, "Prompt + answer budget in model tokens.")
     seed: int = _f(0, "Random seed for sampling.")
+    copy_bias: float = _f(0.0, "Added to the logits of every token of the prompt, so a small model copies the passages' words rather than its own (0 = off).")
     stop: list[str] = _f(["\nQuestion:", "\nPassages:"], "Stop strings: the answer ends before the first one (the defaults end an answer that runs on into a new question of the prompt format).")
 
 
@@ -68,6 +69,7 @@ class GenerationConfig:
 class EngineConfig:
     collections: list[str] = _f(["curriculum", "handbook"], "Collections searched by ask, chat and serve.")
     passages: int = _f(4, "Passages put into the prompt.")
+    evidence_sentences: int = _f(3, "Sentences of each passage the dialogue model sees: those closest to the question, in reading order (0 = whole passages). The shipped tutor was trained on prompts made this way.")
     abstain_threshold: float = _f(0.15, "Refuse when the best passage similarity is below this (chosen on corpora/qa/dev.jsonl; `chatkit eval calibrate` re-chooses it for your documents).")
     min_question_coverage: float = _f(0.3, "Refuse when less than this share of the question's terms (IDF-weighted) occurs in the passages (chosen on corpora/qa/dev.jsonl).")
     unknown_term_similarity: float = _f(0.5, "Refuse a question with a term no document contains (typos aside) unless the best passage similarity reaches this (chosen on corpora/qa/dev.jsonl).")

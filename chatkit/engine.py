@@ -13,8 +13,9 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from chatkit.config import GenerationConfig, Settings
+from chatkit.definitions import definition_first, definition_term
 from chatkit.errors import AdapterError, InputError, ModelError
-from chatkit.extractive import choose_quotes
+from chatkit.extractive import choose_quotes, evidence_passages
 from chatkit.generation.base import Generator, GenParams, StreamStats
 from chatkit.prompting import (
     ABSTAIN_TEXT,
@@ -63,6 +64,7 @@ class ChatOptions:
 
 
 
+DEFINITION_CANDIDATES = 20  # how deep a "what is X" question looks for the passage that defines X
 _PRONOUN = re.compile(r"\b(it|its|they|them|their|this|that|these|those)\b", re.IGNORECASE)
 
 
@@ -107,10 +109,6 @@ class Outcome:
 
     complete: bool = True
     error: str = ""
-
-
-def passage_of(hit: Hit) -> Passage:
-    return Passage(hit.chunk.title, hit.chunk.heading, hit.chunk.text)
 
 
 class ChatEngine:
@@ -226,7 +224,7 @@ class ChatEngine:
         k = opts.k or self.settings.engine.passages
         query = standalone_query(question, [t.question for t in history])
         parts = part_queries(question) if not history else [query]
-        hits = self._search_parts(parts, k, opts.mode) if len(parts) > 1 else tuple(self.searcher.search(query, k=k, mode=opts.mode))
+        hits = self._search_parts(parts, k, opts.mode) if len(parts) > 1 else tuple(self._search(query, k, opts.mode))
         timings = {"retrieval_s": time.perf_counter() - started}
         best = max((h.dense_score or 0.0 for h in hits), default=0.0)
         style = self.style_of(opts)
@@ -235,8 +233,8 @@ class ChatEngine:
             return Plan(question, query, hits, hits, [], style, timings, started, warning, abstain_reason=reason, best_similarity=best)
         if style == "extractive":  # no prompt: the model is not needed (nor loaded)
             return Plan(question, query, hits, hits, [], style, timings, started, warning, best_similarity=best)
-        turns = [PromptTurn(t.question, tuple(passage_of(h) for h in t.hits), t.answer) for t in history]
-        turns.append(PromptTurn(question, tuple(passage_of(h) for h in hits)))
+        turns = [PromptTurn(t.question, self.evidence(t.question, t.hits), t.answer) for t in history]
+        turns.append(PromptTurn(question, self.evidence(question, hits)))
         gen = opts.generation or self.settings.generation
         generator = self.generator
         budget = min(gen.context_tokens, generator.max_context) - gen.max_new_tokens
@@ -244,9 +242,19 @@ class ChatEngine:
         prompt_ids = generator.render(build_messages(turns, SYSTEM_PROMPT))
         return Plan(question, query, hits, hits[:kept], prompt_ids, style, timings, started, warning, best_similarity=best)
 
+    def evidence(self, question: str, hits: Sequence[Hit]) -> tuple[Passage, ...]:
+        """What the model is shown of the passages (engine.evidence_sentences; data synth makes training rows the same way)."""
+        return tuple(evidence_passages(question, [h.chunk for h in hits], self.searcher.embedder,
+                                       self.settings.engine.evidence_sentences))
+
+    def _search(self, query: str, k: int, mode: str | None) -> list[Hit]:
+        if definition_term(query) is None:
+            return self.searcher.search(query, k=k, mode=mode)
+        return definition_first(query, self.searcher.search(query, k=max(k, DEFINITION_CANDIDATES), mode=mode), k)
+
     def _search_parts(self, queries: Sequence[str], k: int, mode: str | None) -> tuple[Hit, ...]:
         """Each part's own passages, taken in turns (its best first), so every part has its evidence."""
-        ranked = [self.searcher.search(q, k=k, mode=mode) for q in queries]
+        ranked = [self._search(q, k, mode) for q in queries]
         merged: list[Hit] = []
         seen: set[tuple[str, int]] = set()
         for rank in range(k):

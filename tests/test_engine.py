@@ -363,3 +363,14 @@ def test_eval_answers_go_through_the_engine_and_reuse_cached_generations(engine:
     again = run_answers(engine, items, cache)
     assert again[0].prediction == "Cached: fewer parameters [1]." and again[0].cited_doc_ids == ["notes/lora"]
     assert again[0].scores["reference_nll"] == first[0].scores["reference_nll"]
+
+
+def test_generative_prompt_shows_each_passages_sentences_closest_to_the_question(engine: ChatEngine) -> None:
+    one = dataclasses.replace(engine.settings, engine=dataclasses.replace(engine.settings.engine, evidence_sentences=1))
+    evidence_engine = ChatEngine(one, engine.searcher, engine.generator)
+    prompt = engine.generator.tokenizer.decode(evidence_engine.plan("What does LoRA freeze?", (), ChatOptions(style="generative")).prompt_ids)
+    assert "LoRA freezes the pre-trained weights" in prompt and "Far fewer parameters" not in prompt
+    whole = dataclasses.replace(one, engine=dataclasses.replace(one.engine, evidence_sentences=0))
+    prompt = engine.generator.tokenizer.decode(ChatEngine(whole, engine.searcher, engine.generator).plan(
+        "What does LoRA freeze?", (), ChatOptions(style="generative")).prompt_ids)
+    assert "Far fewer parameters" in prompt

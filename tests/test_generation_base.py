@@ -159,3 +159,15 @@ def test_greedy_output_equals_transformers_generate_on_the_chain(chain: HFGenera
     theirs, n_new = transformers_greedy(chain_model_dir, start_ids(chain), sorted(chain.eos_ids), 40)
     pieces, stats = pieces_of(chain, GREEDY)
     assert "".join(pieces) == theirs == ANSWER and stats.new_tokens == n_new
+
+
+def test_copy_bias_makes_the_answer_use_only_the_prompts_tokens(tiny_model_dir: Path) -> None:
+    gen = HFGenerator(str(tiny_model_dir), "float32")
+    ids = gen.render(build_messages([PromptTurn("What is LoRA?")]))
+
+    def answer_ids(bias: float) -> list[int]:
+        text = gen.generate(ids, GenParams(max_new_tokens=24, repetition_penalty=1.0, stop=(), copy_bias=bias))
+        return list(gen.tokenizer(text, add_special_tokens=False)["input_ids"])
+
+    assert set(answer_ids(0.0)) - set(ids), "the tiny model's own answer must leave the prompt, or this shows nothing"
+    assert answer_ids(1e4) and set(answer_ids(1e4)) <= set(ids)

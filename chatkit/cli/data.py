@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from chatkit.cli.context import Context, Subparsers
@@ -16,8 +16,9 @@ def register(sub: Subparsers, common: argparse.ArgumentParser) -> None:
                        description="Make grounded training conversations from your collections, without a large model.")
     ss = p.add_subparsers(dest="sub", metavar="SUBVERB", required=True)
     s = ss.add_parser("synth", parents=[common], help="synthesize grounded RAG conversations from a collection",
-                      description="Questions from headings and definition sentences; answers quote the supporting passage "
-                                  "with [n] citations among retrieved distractor passages; some unanswerable questions "
+                      description="Questions from headings, definition sentences, casual and misspelt rewordings, two-part "
+                                  "questions, comparisons and resource lists; answers quote the supporting passages part "
+                                  "by part with [n] citations among retrieved distractor passages; some unanswerable questions "
                                   "(answered with the abstention text) and two-turn follow-ups; duplicates dropped; whole "
                                   "documents split into FILE and FILE's .val.jsonl sibling.")
     s.add_argument("--collection", action="append", required=True, metavar="NAME", help="collection to draw from (repeat for more)")
@@ -26,6 +27,8 @@ def register(sub: Subparsers, common: argparse.ArgumentParser) -> None:
     s.add_argument("--val-fraction", type=float, default=0.1, metavar="F", help="share of documents held out for validation (default: 0.1)")
     s.add_argument("--unanswerable", type=float, default=0.15, metavar="F", help="share of unanswerable questions (default: 0.15)")
     s.add_argument("--multi-turn", type=float, default=0.2, metavar="F", help="share of two-turn conversations (default: 0.2)")
+    s.add_argument("--evidence-sentences", type=int, default=3, metavar="N",
+                   help="sentences shown of each passage, as the engine shows them (default: 3; 0 = whole passages)")
     s.add_argument("--exclude", action="append", default=[], metavar="FILE",
                    help="QA or conversation JSONL whose questions must not appear (e.g. corpora/qa/test.jsonl; repeat for corpora/qa/dev.jsonl)")
     s.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
@@ -37,14 +40,23 @@ def register(sub: Subparsers, common: argparse.ArgumentParser) -> None:
 def run_synth(ctx: Context, args: argparse.Namespace) -> int:
     from chatkit.assembly import ensure_default_collections
     from chatkit.errors import InputError
-    from chatkit.retrieval.service import all_chunks, open_searcher
-    from chatkit.training.synth import SynthOptions, exclusion_set, synthesize, val_path, write_rows
+    from chatkit.retrieval.service import all_chunks, load_embedder, open_searcher
+    from chatkit.training.synth import (
+        RememberingEmbedder,
+        SynthOptions,
+        exclusion_set,
+        synthesize,
+        val_path,
+        write_rows,
+    )
 
     out = Path(args.out)
     if out.suffix != ".jsonl":
         raise InputError(f"--out {out} must end in .jsonl", "e.g. --out data/synth.jsonl")
     if out.exists() and not args.force:
         raise InputError(f"{out} already exists", "add --force to overwrite it, or choose another --out")
+    if args.evidence_sentences < 0:
+        raise InputError("--evidence-sentences must be >= 0", "e.g. --evidence-sentences 3, or 0 for whole passages")
     if args.n < 1 or not 0 <= args.val_fraction < 1 or not 0 <= args.unanswerable <= 1 or not 0 <= args.multi_turn <= 1:
         raise InputError("--n must be >= 1 and --val-fraction, --unanswerable, --multi-turn between 0 and 1",
                          "e.g. --n 300 --val-fraction 0.1")
@@ -52,16 +64,20 @@ def run_synth(ctx: Context, args: argparse.Namespace) -> int:
     settings, paths = ctx.settings, ctx.paths
     ensure_default_collections(settings, paths, args.collection, ctx.say)
     chunks = [c for name in args.collection for c in all_chunks(settings, paths, name)]
-    searcher = open_searcher(settings, paths, list(args.collection))
+    # Duck-typed: it forwards everything but encode to the embedder it wraps.
+    remembering: Any = RememberingEmbedder(load_embedder(settings))
+    searcher = open_searcher(settings, paths, list(args.collection), remembering)
     options = SynthOptions(n=args.n, passages=settings.engine.passages, unanswerable=args.unanswerable,
-                           multi_turn=args.multi_turn, val_fraction=args.val_fraction, seed=args.seed)
+                           multi_turn=args.multi_turn, val_fraction=args.val_fraction, seed=args.seed,
+                           evidence_sentences=args.evidence_sentences)
     result = synthesize(chunks, searcher, options, exclude, ctx.say)
     write_rows(out, result.train)
     if result.val:
         write_rows(val_path(out), result.val)
     summary = {"train": str(out), "train_rows": len(result.train), "val": str(val_path(out)) if result.val else None,
                "val_rows": len(result.val), "kinds": result.kinds, "candidates": result.candidates,
-               "duplicates_dropped": result.duplicates, "excluded": result.excluded}
+               "duplicates_dropped": result.duplicates, "excluded": result.excluded,
+               "straddling_dropped": result.straddling}
     if args.json:
         print(json.dumps(summary, indent=2))
     else:

@@ -38,11 +38,13 @@ class GenParams:
     repetition_penalty: float = 1.1
     stop: tuple[str, ...] = field(default=())
     seed: int = 0
+    copy_bias: float = 0.0  # added to the logits of every token the prompt contains
 
     @classmethod
     def from_settings(cls, gen: GenerationConfig) -> GenParams:
         return cls(max_new_tokens=gen.max_new_tokens, temperature=gen.temperature, top_p=gen.top_p,
-                   repetition_penalty=gen.repetition_penalty, stop=tuple(gen.stop), seed=gen.seed)
+                   repetition_penalty=gen.repetition_penalty, stop=tuple(gen.stop), seed=gen.seed,
+                   copy_bias=gen.copy_bias)
 
 
 @dataclass
@@ -182,12 +184,15 @@ class GeneratorBase(ABC):
             # Which tokens the repetition penalty applies to: the prompt's and the answer's so far.
             seen = np.zeros(len(logits), dtype=bool)
             seen[prompt] = True
+            in_prompt = seen.copy() if params.copy_bias else None
             utf8 = codecs.getincrementaldecoder("utf-8")(errors="replace")
             generated: list[int] = []
             emitted, shown = "", 0  # the answer text so far, and how much of it was yielded
             t_first = 0.0
             try:
                 for n in range(params.max_new_tokens):
+                    if in_prompt is not None:  # favour copying the passages' words over the model's own
+                        logits[in_prompt] += params.copy_bias
                     token = choose(logits, seen, params, rng)
                     if n == 0:
                         t_first = time.perf_counter()

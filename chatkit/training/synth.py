@@ -1,20 +1,19 @@
 """`chatkit data synth`: grounded training conversations from a collection, without a large model.
 
 Each conversation looks exactly like what the answer engine sends the model: the system prompt, numbered
-passages (the supporting chunk among retrieved distractors) and a question; the answer quotes the
-supporting chunk's sentences with [n] citations. Questions come from headings ("How X works" ->
-"How does X work?") and definition sentences ("X is a ..." -> "What is X?"). Some questions are paired
-with passages from other documents and answered with the abstention text; some become two-turn
-conversations with a follow-up from the same document. Questions are de-duplicated (and those of any
---exclude file dropped), and whole documents go to either train or validation, never both.
+passages (the supporting chunks among retrieved distractors, each shown as its best sentences, as the engine
+shows them) and a question; the answer quotes the supporting sentences with [n] citations, part by part.
+Questions (chatkit/training/synth_items.py) come from headings, definition sentences, casual and misspelt
+rewordings, pairs of questions about one document, comparisons of nearby terms and resource lists. Some
+questions are paired with passages from other documents and answered with the abstention text; some become
+two-turn conversations with a follow-up from the same document. Questions are de-duplicated (and those of
+any --exclude file dropped), and whole documents go to either train or validation, never both.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import random
-import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,23 +21,23 @@ from typing import Any, Protocol
 
 from chatkit.corpus.sentences import split_sentences
 from chatkit.errors import DataError, InputError
+from chatkit.extractive import evidence_passages
 from chatkit.prompting import ABSTAIN_TEXT, SYSTEM_PROMPT, Passage, user_message
+from chatkit.training.synth_items import Item, all_candidates, content_words
+from chatkit.training.synth_questions import definition_question, heading_question, lower_first, normalize
 from chatkit.types import Chunk, Hit
 
-SKIP_HEADINGS = re.compile(r"^(exercises?|summary|further reading|references|see also|next steps?|key terms|"
-                           r"quiz|check yourself|recap|contents|overview)$", re.IGNORECASE)
-_QUESTION_HEAD = re.compile(r"^(why|how|when|where|what|which|who)\s+(.+?)\s+(is|are|was|were|works?|does|do|can|"
-                            r"helps?|matters?|fails?|changes?)\b\s*(.*)$", re.IGNORECASE)
-_DEFINITION = re.compile(r"^(an?\s+|the\s+)?([A-Za-z][\w\-./+ ]{1,48}?(?:\s*\([^)]{2,40}\))?)\s+"
-                         r"(is|are|means|refers to|stands for)\s+(?:an?|the|how|what|when|where)\b", re.IGNORECASE)
-_PRONOUN = re.compile(r"^(it|this|that|these|those|they|there|here|each|both|one|some|most|all|its|their|such|in|on|for|with|at|by|from|to|when|if|after|before|during|unlike|like|once|while|because)\b", re.IGNORECASE)
-_WORD = re.compile(r"[a-z0-9]+")
-_STOP = frozenset("a an the of to and or in on for is are was were be by with as at it this that what how why when "
-                  "which who does do can you me about i my your from into than then".split())
-_VERB_FIX = {"works": "work", "helps": "help", "matters": "matter", "fails": "fail", "changes": "change"}
+__all__ = ["RememberingEmbedder", "SynthOptions", "SynthResult", "answer_text", "definition_question", "exclusion_set", "heading_question",
+           "normalize", "synthesize", "val_path", "write_rows"]
+
+# Shares of the answered rows by kind; a kind whose candidates run out leaves its share to the others.
+KIND_WEIGHTS = {"heading": 0.2, "definition": 0.12, "variant": 0.35, "multi-part": 0.15, "comparison": 0.08,
+                "recommendation": 0.1}
 
 
 class Searcher(Protocol):
+    embedder: Any
+
     def search(self, query: str, k: int | None = None, mode: str | None = None) -> list[Hit]: ...
 
 
@@ -51,16 +50,7 @@ class SynthOptions:
     val_fraction: float = 0.1
     seed: int = 0
     max_answer_sentences: int = 2
-
-
-@dataclass(frozen=True)
-class Item:
-    """One grounded question with its answer sentences and supporting chunk."""
-
-    question: str
-    sentences: tuple[str, ...]
-    chunk: Chunk
-    kind: str  # heading | definition
+    evidence_sentences: int = 3  # sentences shown per passage, as the engine shows them; 0 = whole passages
 
 
 @dataclass
@@ -71,199 +61,178 @@ class SynthResult:
     candidates: int = 0
     duplicates: int = 0
     excluded: int = 0
-
-
-def normalize(question: str) -> str:
-    return " ".join(_WORD.findall(question.lower()))
-
-
-def _content_words(text: str) -> set[str]:
-    return {w for w in _WORD.findall(text.lower()) if w not in _STOP and len(w) > 2}
-
-
-def _lower_first(text: str) -> str:
-    # Keep acronyms and names ("LoRA", "BM25", "FAISS") as written.
-    first, _, rest = text.partition(" ")
-    if len(first) > 1 and first[1:].lower() != first[1:]:
-        return text
-    return first[:1].lower() + first[1:] + (" " + rest if rest else "")
-
-
-def heading_question(heading: str, title: str) -> str | None:
-    h = " ".join(heading.replace("`", "").split()).rstrip(".:?")
-    if not h or SKIP_HEADINGS.match(h) or len(h.split()) > 10:
-        return None
-    m = _QUESTION_HEAD.match(h)
-    if m:
-        wh, subject, verb, rest = m.group(1).capitalize(), m.group(2), m.group(3).lower(), m.group(4)
-        if verb in ("is", "are", "was", "were", "can"):
-            return f"{wh} {verb} {subject}{' ' + rest if rest else ''}?"
-        aux = "do" if verb in ("do",) or (verb in _VERB_FIX.values()) else "does"
-        return f"{wh} {aux} {subject} {_VERB_FIX.get(verb, verb)}{' ' + rest if rest else ''}?"
-    if re.match(r"^(error|warning):", h, re.IGNORECASE):
-        return f'What does "{h}" mean?'
-    words = h.split()
-    if words[0].lower() in ("why", "how", "what", "when", "which", "who", "where"):
-        # "What the data dir contains" -> "What does the data dir contain?"
-        if len(words) > 2 and re.fullmatch(r"[a-z]+[^s]s", words[-1]):
-            return f"{words[0].capitalize()} does {' '.join(words[1:-1])} {words[-1][:-1]}?"
-        return f"{words[0].capitalize()} {' '.join(words[1:])}?"
-    topic = _lower_first(h)
-    templates = (f"What should I know about {topic}?", f"Can you explain {topic}?",
-                 f"What does the material say about {topic} in {title}?" if title and title.lower() != h.lower()
-                 else f"Tell me about {topic}.", f"Explain {topic}, please.")
-    return templates[int(hashlib.sha1(h.encode()).hexdigest(), 16) % len(templates)]
-
-
-def definition_question(sentence: str) -> str | None:
-    m = _DEFINITION.match(sentence)
-    if not m:
-        return None
-    article, term, verb = (m.group(1) or "").lower(), m.group(2).strip(), m.group(3).lower()
-    if _PRONOUN.match(term) or len(term.split()) > 6 or term.lower() in _STOP:
-        return None
-    return f"What {'are' if verb == 'are' else 'is'} {article}{term}?"
-
-
-def _supporting(question: str, sentences: Sequence[str], limit: int) -> tuple[str, ...]:
-    """The sentences that answer: the best-overlapping one and, when it helps, its neighbour."""
-    if not sentences:
-        return ()
-    words = _content_words(question)
-    scores = [len(words & _content_words(s)) for s in sentences]
-    best = max(range(len(sentences)), key=lambda i: (scores[i], -i))
-    picked = [best]
-    if limit > 1 and best + 1 < len(sentences):
-        picked.append(best + 1)
-    return tuple(sentences[i] for i in picked)
-
-
-def _answerable_sentence(s: str) -> bool:
-    # Table rows, cut-off fragments and list introductions ("... as follows:") make poor answers.
-    return bool(re.match(r"[A-Z0-9`\"(]", s)) and "|" not in s and not s.rstrip().endswith(":")
-
-
-def items_from_chunk(chunk: Chunk, max_sentences: int) -> list[Item]:
-    sentences = [s for s in split_sentences(chunk.text) if _answerable_sentence(s)]
-    if len(sentences) < 2:
-        return []
-    out = []
-    hq = heading_question(chunk.heading_path[-1] if chunk.heading_path else "", chunk.title)
-    if hq:
-        out.append(Item(hq, tuple(sentences[:max_sentences]), chunk, "heading"))
-    for i, s in enumerate(sentences):
-        dq = definition_question(s)
-        if dq:
-            following = sentences[i + 1 : i + max_sentences]
-            out.append(Item(dq, (s, *following), chunk, "definition"))
-            break  # one definition per chunk keeps the mix balanced
-    return out
-
-
-def _passage(chunk: Chunk) -> Passage:
-    return Passage(chunk.title, chunk.heading, chunk.text)
+    straddling: int = 0  # questions dropped because their documents fall on both sides of the split
 
 
 def answer_text(sentences: Sequence[str], n: int) -> str:
     return " ".join(f"{s.rstrip()} [{n}]" if not s.rstrip().endswith(".") else f"{s.rstrip()[:-1]} [{n}]." for s in sentences)
 
 
+class RememberingEmbedder:
+    """The same sentences and questions come back in thousands of searches and prompts; each is embedded
+    once, and `remember` embeds them all up front in large batches (one text at a time is many times slower)."""
+
+    def __init__(self, embedder: Any) -> None:
+        self.embedder = embedder
+        self.vectors: dict[str, Any] = {}
+
+    def __getattr__(self, name: str) -> Any:
+        # Everything but encoding (key, dim) is the wrapped embedder's.
+        return getattr(self.__dict__["embedder"], name)
+
+    def remember(self, texts: Sequence[str]) -> None:
+        missing = [t for t in dict.fromkeys(texts) if t not in self.vectors]
+        if missing:
+            self.vectors.update(zip(missing, self.embedder.encode(missing), strict=True))
+
+    def encode(self, texts: Sequence[str], *args: Any, **kwargs: Any) -> Any:
+        import numpy as np
+
+        self.remember(texts)
+        if not texts:
+            return self.embedder.encode([])
+        return np.stack([self.vectors[t] for t in texts])
+
+
+def _key(chunk: Chunk) -> tuple[str, int]:
+    # chunk_id is only unique within one collection.
+    return chunk.doc_id, chunk.ordinal
+
+
 class Synthesizer:
-    def __init__(self, chunks: Sequence[Chunk], searcher: Searcher, options: SynthOptions) -> None:
-        self.chunks = list(chunks)
+    def __init__(self, searcher: Searcher, options: SynthOptions) -> None:
         self.searcher = searcher
+        # The CLI gives the searcher a remembering embedder, so searches share the vectors.
+        self.embedder = searcher.embedder if isinstance(searcher.embedder, RememberingEmbedder) \
+            else RememberingEmbedder(searcher.embedder)
         self.opt = options
         self.rng = random.Random(options.seed)
 
-    def _grounded_passages(self, item: Item) -> tuple[list[Passage], int, list[str]]:
-        hits = self.searcher.search(item.question, k=self.opt.passages + 4)
-        distractors = [h.chunk for h in hits if h.chunk.chunk_id != item.chunk.chunk_id
-                       and h.chunk.text.strip() != item.chunk.text.strip()][: self.opt.passages - 1]
-        chunks = list(distractors)
-        position = self.rng.randrange(len(chunks) + 1)
-        chunks.insert(position, item.chunk)
-        return [_passage(c) for c in chunks], position + 1, sorted({c.doc_id for c in chunks})
+    def _shown(self, question: str, chunks: list[Chunk], keep: dict[int, list[str]] | None = None) -> list[Passage]:
+        return evidence_passages(question, chunks, self.embedder, self.opt.evidence_sentences, keep=keep)
 
-    def _unrelated_passages(self, item: Item, pool: Sequence[Item]) -> tuple[list[Passage], list[str]] | None:
+    def _grounded(self, item: Item, question: str) -> tuple[list[Passage], str]:
+        """Passages (supporting chunks among distractors retrieved for the question) and the answer."""
+        supporting = list({_key(p.chunk): p.chunk for p in item.parts}.values())
+        hits = self.searcher.search(question, k=self.opt.passages + 4)
+        taken = {_key(c) for c in supporting}
+        texts = {c.text.strip() for c in supporting}
+        distractors = [h.chunk for h in hits if _key(h.chunk) not in taken and h.chunk.text.strip() not in texts]
+        chunks = distractors[: max(0, self.opt.passages - len(supporting))]
+        for chunk in supporting:
+            chunks.insert(self.rng.randrange(len(chunks) + 1), chunk)
+        number = {_key(c): i for i, c in enumerate(chunks, start=1)}
+        keep: dict[int, list[str]] = {}
+        for part in item.parts:
+            keep.setdefault(part.chunk.chunk_id, []).extend(q.sentence for q in part.quotes)
+        answer = " ".join(answer_text([q.text for q in part.quotes], number[_key(part.chunk)]) for part in item.parts)
+        return self._shown(question, chunks, keep), answer
+
+    def _unrelated(self, item: Item, pool: Sequence[Item]) -> list[Passage] | None:
         """Passages retrieved for a question from another document, sharing few words with this one."""
-        words = _content_words(item.question)
+        words = content_words(item.question)
         for other in self.rng.sample(list(pool), min(12, len(pool))):
-            if other.chunk.doc_id == item.chunk.doc_id:
+            if set(other.docs) & set(item.docs):
                 continue
             hits = self.searcher.search(other.question, k=self.opt.passages)
-            chunks = [h.chunk for h in hits if h.chunk.doc_id != item.chunk.doc_id]
-            if len(chunks) < 2 or any(len(words & _content_words(c.text)) > 1 for c in chunks):
+            chunks = [h.chunk for h in hits if h.chunk.doc_id not in item.docs]
+            if len(chunks) < 2 or any(len(words & content_words(c.text)) > 1 for c in chunks):
                 continue
-            return [_passage(c) for c in chunks], sorted({c.doc_id for c in chunks})
+            return self._shown(item.question, chunks)
         return None
 
-    def _turn(self, item: Item, question: str | None = None) -> tuple[list[dict[str, str]], list[str]]:
-        passages, n, docs = self._grounded_passages(item)
-        return [{"role": "user", "content": user_message(question or item.question, passages)},
-                {"role": "assistant", "content": answer_text(item.sentences, n)}], docs
+    def _turn(self, item: Item, question: str | None = None) -> list[dict[str, str]]:
+        asked = question or item.question
+        passages, answer = self._grounded(item, asked)
+        return [{"role": "user", "content": user_message(asked, passages)}, {"role": "assistant", "content": answer}]
 
-    def conversations(self, items: list[Item]) -> list[dict[str, Any]]:
-        by_doc: dict[str, list[Item]] = {}
+    def conversations(self, items: list[Item], progress: Callable[[str], None] | None = None) -> list[dict[str, Any]]:
+        pools: dict[str, list[Item]] = {}
         for it in items:
-            by_doc.setdefault(it.chunk.doc_id, []).append(it)
-        order = list(items)
-        self.rng.shuffle(order)
+            pools.setdefault(it.kind, []).append(it)
+        for kind in sorted(pools):
+            self.rng.shuffle(pools[kind])
+        single = [it for it in items if len(it.parts) == 1 and it.kind in ("heading", "definition")]
+        followups: dict[str, list[Item]] = {}
+        for it in pools.get("heading", []) + pools.get("definition", []):
+            if it.question.startswith(("What ", "How ", "Why ", "When ", "Which ", "Where ")):
+                followups.setdefault(it.chunk.doc_id, []).append(it)
         used: set[int] = set()
+        to_refuse = list(single)  # each clean question is asked at most once with passages that lack its answer
+        self.rng.shuffle(to_refuse)
         rows: list[dict[str, Any]] = []
-        for item in order:
-            if len(rows) >= self.opt.n:
-                break
-            if id(item) in used:
-                continue
-            used.add(id(item))
-            roll = self.rng.random()
-            system = [{"role": "system", "content": SYSTEM_PROMPT}]
-            if roll < self.opt.unanswerable:
-                unrelated = self._unrelated_passages(item, order)
-                if unrelated is not None:
-                    passages, docs = unrelated
-                    rows.append({"messages": system + [{"role": "user", "content": user_message(item.question, passages)},
+        system = [{"role": "system", "content": SYSTEM_PROMPT}]
+
+        def draw() -> Item | None:
+            while True:
+                live = [k for k in sorted(pools) if pools[k] and k in KIND_WEIGHTS]
+                if not live:
+                    return None
+                kind = self.rng.choices(live, weights=[KIND_WEIGHTS[k] for k in live])[0]
+                item = pools[kind].pop()
+                if id(item) not in used:
+                    used.add(id(item))
+                    return item
+
+        next_report = 500
+        while len(rows) < self.opt.n:
+            if progress and len(rows) >= next_report:
+                progress(f"{len(rows)} conversations")
+                next_report += 500
+            # Unanswerable rows ask a clean question (a misspelt variant hides its topic's words from the
+            # overlap check) with another document's passages; the same question is also asked with its own
+            # passages elsewhere, which teaches that the passages, not the question, decide.
+            if to_refuse and self.rng.random() < self.opt.unanswerable:
+                asked = to_refuse.pop()
+                passages = self._unrelated(asked, single)
+                if passages is not None:
+                    rows.append({"messages": system + [{"role": "user", "content": user_message(asked.question, passages)},
                                                        {"role": "assistant", "content": ABSTAIN_TEXT}],
-                                 "doc_ids": [], "kind": "unanswerable", "source_doc": item.chunk.doc_id})
+                                 "doc_ids": [], "kind": "unanswerable", "source_docs": list(asked.docs)})
                     continue
-            turn, docs = self._turn(item)
-            if roll > 1 - self.opt.multi_turn:
-                partner = next((o for o in by_doc[item.chunk.doc_id] if id(o) not in used
-                                and o.chunk.chunk_id != item.chunk.chunk_id), None)
+            item = draw()
+            if item is None:
+                break
+            roll = self.rng.random()
+            row = {"doc_ids": list(item.docs), "kind": item.kind, "source_docs": list(item.docs)}
+            turn = self._turn(item)
+            if roll > 1 - self.opt.multi_turn and item.kind in ("heading", "definition", "variant"):
+                partner = next((o for o in followups.get(item.chunk.doc_id, []) if id(o) not in used
+                                and _key(o.chunk) != _key(item.chunk)), None)
                 if partner is not None:
                     used.add(id(partner))
-                    follow, docs2 = self._turn(partner, "And " + _lower_first(partner.question))
-                    rows.append({"messages": system + turn + follow, "doc_ids": sorted({item.chunk.doc_id}),
-                                 "kind": "multi-turn", "source_doc": item.chunk.doc_id})
+                    follow = self._turn(partner, "And " + lower_first(partner.question))
+                    rows.append(row | {"messages": system + turn + follow, "kind": "multi-turn"})
                     continue
-            rows.append({"messages": system + turn, "doc_ids": [item.chunk.doc_id], "kind": item.kind,
-                         "source_doc": item.chunk.doc_id})
+            rows.append(row | {"messages": system + turn})
         return rows
 
 
-def candidate_items(chunks: Sequence[Chunk], exclude: set[str], max_sentences: int) -> tuple[list[Item], int, int]:
+def candidate_items(chunks: Sequence[Chunk], embedder: Any, exclude: set[str], options: SynthOptions) -> tuple[list[Item], int, int]:
     """Unique questions over all chunks; (items, duplicates dropped, excluded dropped)."""
     seen: set[str] = set()
-    items, dups, excluded = [], 0, 0
-    for chunk in chunks:
-        for it in items_from_chunk(chunk, max_sentences):
-            key = normalize(it.question)
-            if key in exclude:
-                excluded += 1
-            elif key in seen:
-                dups += 1
-            else:
-                seen.add(key)
-                items.append(it)
-    return items, dups, excluded
+    counts = {"duplicates": 0, "excluded": 0}
+
+    def keep(item: Item) -> bool:
+        key = normalize(item.question)
+        if key in exclude:
+            counts["excluded"] += 1
+            return False
+        if key in seen:
+            counts["duplicates"] += 1
+            return False
+        seen.add(key)
+        return True
+
+    items = all_candidates(chunks, embedder, options.seed, options.max_answer_sentences, keep)
+    return items, counts["duplicates"], counts["excluded"]
 
 
-def split_by_document(rows: list[dict[str, Any]], fraction: float, seed: int) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    docs = sorted({r["source_doc"] for r in rows})
-    random.Random(seed).shuffle(docs)
-    n_val = round(len(docs) * fraction) if fraction > 0 and len(docs) >= 5 else 0
-    val_docs = set(docs[:n_val])
-    return [r for r in rows if r["source_doc"] not in val_docs], [r for r in rows if r["source_doc"] in val_docs]
+def validation_documents(docs: Sequence[str], fraction: float, seed: int) -> set[str]:
+    shuffled = sorted(set(docs))
+    random.Random(seed).shuffle(shuffled)
+    n_val = round(len(shuffled) * fraction) if fraction > 0 and len(shuffled) >= 5 else 0
+    return set(shuffled[:n_val])
 
 
 def exclusion_set(files: Sequence[Path]) -> set[str]:
@@ -289,20 +258,31 @@ def exclusion_set(files: Sequence[Path]) -> set[str]:
 
 def synthesize(chunks: Sequence[Chunk], searcher: Searcher, options: SynthOptions, exclude: set[str] = frozenset(),  # type: ignore[assignment]
                progress: Callable[[str], None] | None = None) -> SynthResult:
-    items, dups, excluded = candidate_items(chunks, set(exclude), options.max_answer_sentences)
+    synthesizer = Synthesizer(searcher, options)
+    items, dups, excluded = candidate_items(chunks, synthesizer.embedder, set(exclude), options)
+    # Documents are split before rows are made, so a question about documents on both sides (a comparison
+    # across two lessons) is never asked and every row made counts.
+    val_docs = validation_documents([c.doc_id for c in chunks], options.val_fraction, options.seed)
+    one_side = [it for it in items if len(val_docs & set(it.docs)) in (0, len(it.docs))]
+    straddling, items = len(items) - len(one_side), one_side
     if not items:
         raise DataError("no question could be made from this collection",
                         "data synth needs chunks with headings or definition sentences of at least two sentences")
     if progress:
-        progress(f"{len(items)} candidate questions from {len(chunks)} chunks ({dups} duplicates, {excluded} excluded)")
-    rows = Synthesizer(chunks, searcher, options).conversations(items)
+        progress(f"{len(items)} candidate questions from {len(chunks)} chunks ({dups} duplicates, {excluded} excluded); "
+                 "embedding their questions and sentences")
+    synthesizer.embedder.remember([s for c in chunks for s in split_sentences(c.text)]
+                                  + [it.question for it in items]
+                                  + ["And " + lower_first(it.question) for it in items if it.kind in ("heading", "definition")])
+    rows = synthesizer.conversations(items, progress)
     for i, r in enumerate(rows, start=1):
-        r["id"] = f"synth-{i:04d}"
-    train, val = split_by_document(rows, options.val_fraction, options.seed)
+        r["id"] = f"synth-{i:05d}"
+    train = [r for r in rows if not val_docs & set(r["source_docs"])]
+    val = [r for r in rows if val_docs & set(r["source_docs"])]
     kinds: dict[str, int] = {}
-    for r in rows:
+    for r in train + val:
         kinds[r["kind"]] = kinds.get(r["kind"], 0) + 1
-    return SynthResult(train, val, kinds, len(items), dups, excluded)
+    return SynthResult(train, val, kinds, len(items), dups, excluded, straddling)
 
 
 def write_rows(path: Path, rows: Sequence[dict[str, Any]]) -> None:
