@@ -76,10 +76,10 @@ def choose_quotes(questions: Sequence[str], hits: Sequence[Hit], embedder: Any,
 
 
 def evidence_passages(question: str, chunks: Sequence[Chunk], embedder: Any, sentences: int,
-                      keep: Mapping[int, Sequence[str]] | None = None) -> list[Passage]:
+                      keep: Mapping[tuple[str, int], Sequence[str]] | None = None) -> list[Passage]:
     """What a prompt shows of each chunk: its `sentences` sentences that best answer the question (as
     extractive answers score them), in reading order, plus any sentences `keep` names for the chunk (by
-    chunk_id; a training answer's own sentences). A 135M model copies from a short prompt far better
+    `Chunk.key`; a training answer's own sentences). A 135M model copies from a short prompt far better
     than from whole passages, and reads it faster. `sentences` <= 0 shows whole chunks."""
     keep = keep or {}
     split = [split_sentences(c.text) for c in chunks]
@@ -92,7 +92,7 @@ def evidence_passages(question: str, chunks: Sequence[Chunk], embedder: Any, sen
     for chunk, ss in zip(chunks, split, strict=True):
         own = scores[start : start + len(ss)]
         start += len(ss)
-        wanted = set(keep.get(chunk.chunk_id, ()))
+        wanted = set(keep.get(chunk.key, ()))
         chosen = {i for i, s in enumerate(ss) if s in wanted}
         for i in sorted(range(len(ss)), key=lambda i: -own[i]):
             if len(chosen) >= max(sentences, len(wanted)):

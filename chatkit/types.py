@@ -40,6 +40,11 @@ class Chunk:
         return " > ".join(self.heading_path)
 
     @property
+    def key(self) -> tuple[str, int]:
+        """Identifies a chunk across collections (chunk_id is only unique within one)."""
+        return self.doc_id, self.ordinal
+
+    @property
     def embed_text(self) -> str:
         """What the embedder and BM25 see: title and heading path give a passage its context."""
         head = " > ".join(p for p in (self.title, *self.heading_path) if p)

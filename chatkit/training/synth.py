@@ -94,11 +94,6 @@ class RememberingEmbedder:
         return np.stack([self.vectors[t] for t in texts])
 
 
-def _key(chunk: Chunk) -> tuple[str, int]:
-    # chunk_id is only unique within one collection.
-    return chunk.doc_id, chunk.ordinal
-
-
 class Synthesizer:
     def __init__(self, searcher: Searcher, options: SynthOptions) -> None:
         self.searcher = searcher
@@ -108,24 +103,24 @@ class Synthesizer:
         self.opt = options
         self.rng = random.Random(options.seed)
 
-    def _shown(self, question: str, chunks: list[Chunk], keep: dict[int, list[str]] | None = None) -> list[Passage]:
+    def _shown(self, question: str, chunks: list[Chunk], keep: dict[tuple[str, int], list[str]] | None = None) -> list[Passage]:
         return evidence_passages(question, chunks, self.embedder, self.opt.evidence_sentences, keep=keep)
 
     def _grounded(self, item: Item, question: str) -> tuple[list[Passage], str]:
         """Passages (supporting chunks among distractors retrieved for the question) and the answer."""
-        supporting = list({_key(p.chunk): p.chunk for p in item.parts}.values())
+        supporting = list({p.chunk.key: p.chunk for p in item.parts}.values())
         hits = self.searcher.search(question, k=self.opt.passages + 4)
-        taken = {_key(c) for c in supporting}
+        taken = {c.key for c in supporting}
         texts = {c.text.strip() for c in supporting}
-        distractors = [h.chunk for h in hits if _key(h.chunk) not in taken and h.chunk.text.strip() not in texts]
+        distractors = [h.chunk for h in hits if h.chunk.key not in taken and h.chunk.text.strip() not in texts]
         chunks = distractors[: max(0, self.opt.passages - len(supporting))]
         for chunk in supporting:
             chunks.insert(self.rng.randrange(len(chunks) + 1), chunk)
-        number = {_key(c): i for i, c in enumerate(chunks, start=1)}
-        keep: dict[int, list[str]] = {}
+        number = {c.key: i for i, c in enumerate(chunks, start=1)}
+        keep: dict[tuple[str, int], list[str]] = {}
         for part in item.parts:
-            keep.setdefault(part.chunk.chunk_id, []).extend(q.sentence for q in part.quotes)
-        answer = " ".join(answer_text([q.text for q in part.quotes], number[_key(part.chunk)]) for part in item.parts)
+            keep.setdefault(part.chunk.key, []).extend(q.sentence for q in part.quotes)
+        answer = " ".join(answer_text([q.text for q in part.quotes], number[part.chunk.key]) for part in item.parts)
         return self._shown(question, chunks, keep), answer
 
     def _unrelated(self, item: Item, pool: Sequence[Item]) -> list[Passage] | None:
@@ -198,7 +193,7 @@ class Synthesizer:
             turn = self._turn(item)
             if roll > 1 - self.opt.multi_turn and item.kind in ("heading", "definition", "variant"):
                 partner = next((o for o in followups.get(item.chunk.doc_id, []) if id(o) not in used
-                                and _key(o.chunk) != _key(item.chunk)), None)
+                                and o.chunk.key != item.chunk.key), None)
                 if partner is not None:
                     used.add(id(partner))
                     follow = self._turn(partner, "And " + lower_first(partner.question))
