@@ -219,6 +219,11 @@ class ConversationStore:
         with self._tx() as db:
             db.execute("UPDATE turns SET passages = ? WHERE id = ?", (json.dumps(passages_from_hits(hits)), turn_id))
 
+    def save_partial(self, turn_id: int, answer: str) -> None:
+        """The answer so far, while it streams: the turn stays incomplete until finish_turn."""
+        with self._tx() as db:
+            db.execute("UPDATE turns SET answer = ?, complete = 0 WHERE id = ?", (answer, turn_id))
+
     def finish_turn(self, turn_id: int, answer: str, abstained: bool = False, timings: dict[str, float] | None = None,
                     complete: bool = True, passages: list[dict[str, Any]] | None = None) -> None:
         with self._tx() as db:

@@ -40,6 +40,9 @@ class Searcher(Protocol):
     def search(self, query: str, k: int | None = None, mode: str | None = None) -> list[Hit]: ...
     def term_statistics(self) -> TermStatistics: ...
 
+    @property
+    def skipped(self) -> Sequence[Any]: ...  # collections left out of the search, each with a `.message`
+
 
 class GenerationCache(Protocol):
     """Generations kept by key (eval re-runs reuse them); the engine computes the key."""
@@ -292,11 +295,9 @@ class ChatEngine:
         pieces: list[str] = []
         complete = True
         if plan.style == "extractive":
-            text = self.extractive_answer(plan.question, plan.given)
-            if opts.answer_tokens is not None:
-                text, cut = self._cut_to_tokens(text, opts.answer_tokens)
-                if cut:
-                    plan.timings["cut"] = 1.0
+            text, cut = self._clip(self.extractive_answer(plan.question, plan.given), opts)
+            if cut:
+                plan.timings["cut"] = 1.0
             pieces.append(text)
             yield Event("token", text=text)
         else:
@@ -309,6 +310,8 @@ class ChatEngine:
                 yield Event("error", text=f"generation failed: {outcome.error}")
         answer = self.finish(plan, "".join(pieces), complete)
         if answer.timings.get("fallback"):
+            text, cut = self._clip(answer.text, opts)
+            answer = dataclasses.replace(answer, text=text, timings={**answer.timings, **({"cut": 1.0} if cut else {})})
             yield Event("token", text="\n\n" + answer.text, data={"fallback": True})
         yield Event("answer", answer=answer, data={"prompt_ids": plan.prompt_ids})
 
@@ -344,6 +347,13 @@ class ChatEngine:
         g = self.generator
         parts = [g.model_id, g.dtype, self.adapter_name, plan.style, repr(params), ",".join(map(str, plan.prompt_ids))]
         return hashlib.sha256("|".join(parts).encode()).hexdigest()
+
+    def _clip(self, text: str, opts: ChatOptions) -> tuple[str, bool]:
+        """Quoted (not generated) text held to a generated answer's limits: it ends before the first stop
+        string, and within `answer_tokens` (True when that cut it)."""
+        ends = [i for i in (text.find(s) for s in (opts.generation or self.settings.generation).stop if s) if i >= 0]
+        text = text[:min(ends)].rstrip() if ends else text
+        return self._cut_to_tokens(text, opts.answer_tokens) if opts.answer_tokens is not None else (text, False)
 
     def _cut_to_tokens(self, text: str, limit: int) -> tuple[str, bool]:
         """The longest word prefix of `text` within `limit` dialogue-model tokens."""

@@ -2,18 +2,25 @@
 
 The question is stored before anything else, the passages when retrieval is done, the answer when it
 is complete. If the answer does not complete (a cancel, Ctrl-C, SIGTERM turned into KeyboardInterrupt,
-a crash, a consumer that stops iterating) the text already streamed is kept, marked incomplete."""
+a crash, a consumer that stops iterating) the text already streamed is kept, marked incomplete. While it
+streams, the text is saved every few tokens, so even a SIGKILL loses only the last few."""
 
 from __future__ import annotations
 
 import contextlib
 import threading
+import time
 from collections.abc import Iterator, Sequence
 from types import TracebackType
 
 from chatkit.conversations import ConversationStore, passages_from_hits
 from chatkit.engine import ChatEngine, ChatOptions
 from chatkit.types import Answer, Event, Turn
+
+# How often the streamed text is saved before the answer completes: a SIGKILL, which no handler sees,
+# loses at most this many tokens or this much time of it. Each save is one small SQLite transaction.
+SAVE_EVERY_TOKENS = 8
+SAVE_EVERY_SECONDS = 0.25
 
 
 class TurnRecording:
@@ -43,6 +50,8 @@ class TurnRecording:
         self.pieces: list[str] = []
         self.answer: Answer | None = None
         self.closed = False
+        self._saved_pieces = 0
+        self._saved_at = time.monotonic()
         try:
             if self.options.adapter is not None:
                 engine.use_adapter(self.options.adapter)
@@ -68,11 +77,21 @@ class TurnRecording:
                         self.store.set_passages(self.turn_id, event.hits)
                 elif event.kind == "token" and not event.data.get("fallback"):
                     self.pieces.append(event.text)
+                    self._save_partial_now_and_then()
                 elif event.kind == "answer" and event.answer is not None:
                     self._finish(event.answer)
                 yield event
         finally:
             self.close()
+
+    def _save_partial_now_and_then(self) -> None:
+        """Save the text so far (still incomplete) every SAVE_EVERY_TOKENS tokens or SAVE_EVERY_SECONDS."""
+        unsaved = len(self.pieces) - self._saved_pieces
+        if unsaved < SAVE_EVERY_TOKENS and time.monotonic() - self._saved_at < SAVE_EVERY_SECONDS:
+            return
+        with self._lock:
+            self.store.save_partial(self.turn_id, self.partial)
+        self._saved_pieces, self._saved_at = len(self.pieces), time.monotonic()
 
     def _finish(self, answer: Answer) -> None:
         with self._lock:

@@ -88,3 +88,17 @@ def test_pdf_chunks_carry_pages(tmp_path: Path, tokens) -> None:
     path = make_pdf(tmp_path / "p.pdf", ["first page words", "second page words"])
     _, chunks = chunks_of(path, tokens, max_tokens=256)
     assert [c.page for c in chunks] == [1, 2]
+
+
+def test_a_huge_word_is_cut_into_bounded_chunks(tmp_path: Path, tokens) -> None:
+    from chatkit.corpus.chunker import CHARS_PER_TOKEN
+
+    # WordPiece counts a word over 100 characters as one [UNK]: by tokens alone this is one chunk.
+    word = "x" * 1_000_000
+    path = tmp_path / "blob.txt"
+    path.write_text(f"before {word} after.")
+    text, chunks = chunks_of(path, tokens, max_tokens=64, overlap=8)
+    assert len(chunks) > 100
+    assert max(len(c.text) for c in chunks) <= 64 * CHARS_PER_TOKEN
+    assert all(text[c.char_start:c.char_end].startswith(c.text[:50]) for c in chunks)
+    assert chunks[0].text.startswith("before") and chunks[-1].text.endswith("after.")

@@ -119,7 +119,7 @@ def test_jsonl_beir_rows_ids_and_bad_lines(tmp_path: Path) -> None:
     assert [d.doc_id for d in docs] == ["d1", "7", "corpus/4"]
     assert docs[0].title == "T1"
     assert [p.line for p in problems] == [2, 5]
-    assert "corpus.jsonl:2: not valid JSON" in str(problems[0])
+    assert "corpus.jsonl:2: bad JSON" in str(problems[0])
 
 
 def test_jsonl_with_no_usable_row_fails(tmp_path: Path) -> None:
@@ -195,3 +195,11 @@ def test_a_100_mb_text_file_is_read_in_bounded_memory(tmp_path: Path) -> None:
     tracemalloc.stop()
     assert count > 190_000
     assert peak < 16 * (1 << 20), peak
+
+
+def test_jsonl_row_nested_too_deep_is_skipped_not_a_crash(tmp_path: Path) -> None:
+    path = tmp_path / "corpus.jsonl"
+    path.write_text("[" * 100_000 + "]" * 100_000 + "\n" + json.dumps({"text": "fine"}) + "\n")
+    out = parse_one(path)
+    assert [p.document.text for p in out if isinstance(p, Parsed)] == ["fine"]
+    assert [p.line for p in out if isinstance(p, Problem)] == [1]

@@ -122,3 +122,20 @@ def test_eval_answers_on_a_bad_qa_file_fails_before_loading_models(tmp_path: Pat
     qa.write_text('{"id": "1", "question": "q"}\nnot json\n')
     r = run_cli("eval", "answers", "--qa", str(qa))
     one_line_error(r, f"{qa}: line 1: missing answer, doc_ids, keywords, answerable; line 2: bad JSON")
+
+
+def test_search_skips_an_empty_collection_with_a_warning(notes: Path) -> None:
+    import os
+
+    from chatkit.config import Paths, Settings
+    from chatkit.retrieval.service import collection
+
+    assert run_cli("index", "add", str(notes), "-c", "notes").returncode == 0
+    empty = collection(Settings(), Paths(Path(os.environ["CHATKIT_HOME"])), "empty")  # what a failed first add leaves
+    empty.store.counts()
+    empty.close()
+    r = run_cli("search", "low-rank adapters", "--json")
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["hits"][0]["doc_id"] == "notes/lora"
+    assert "warning: collection 'empty' is empty" in r.stderr
+    one_line_error(run_cli("search", "  "), "the query is empty")

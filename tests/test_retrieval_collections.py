@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from chatkit.config import Paths, Settings, apply_offline
-from chatkit.errors import CollectionError
+from chatkit.errors import CollectionError, InputError
 
 TOPICS = {
     "lora": "# LoRA\n\nLoRA freezes the pretrained weights and trains two low-rank matrices.\n\n## Memory\n\nOnly the adapters need optimizer state, so memory drops sharply.\n",
@@ -265,3 +265,37 @@ def test_streamed_document_is_indexed_in_batches(env, tmp_path: Path) -> None:
     doc = col.store.document("big/log")
     assert doc is not None and not doc.content_hash.startswith("partial:") and doc.n_chunks == out.chunks
     col.close()
+
+
+def test_empty_or_being_built_collections_are_skipped_in_a_multi_collection_search(env) -> None:
+    from chatkit.retrieval.service import collection, open_searcher
+
+    settings, paths, _, embedder = env
+    add(env)
+    empty = collection(settings, paths, "empty")  # what a failed first add leaves: a store, no chunks
+    empty.store.counts()
+    empty.close()
+    building = collection(settings, paths, "building")
+    building.store.counts()
+    lock = building.lock(timeout=0)
+    lock.acquire()  # as a running first `index add` holds it
+    try:
+        searcher = open_searcher(settings, paths, ["notes", "empty", "building"], embedder=embedder)
+        try:
+            assert [(s.name, s.reason) for s in searcher.skipped] == [("empty", "is empty"), ("building", "is being built")]
+            assert [c.name for c in searcher.collections] == ["notes"]
+            assert searcher.search("LoRA", k=1)[0].chunk.doc_id.endswith("lora")
+            with pytest.raises(InputError, match="the query is empty"):
+                searcher.search("  ")
+        finally:
+            searcher.close()
+        with pytest.raises(CollectionError, match="'building' is being built"):
+            open_searcher(settings, paths, ["building"], embedder=embedder)
+        with pytest.raises(CollectionError, match="no collection can be searched.*'empty' is empty.*'building' is being built"):
+            open_searcher(settings, paths, ["empty", "building"], embedder=embedder)
+        with pytest.raises(CollectionError, match="'nope' does not exist"):  # a typo is never skipped
+            open_searcher(settings, paths, ["notes", "nope"], embedder=embedder)
+    finally:
+        lock.release()
+    with pytest.raises(CollectionError, match="'building' is empty"):  # its add is over
+        open_searcher(settings, paths, ["building"], embedder=embedder)

@@ -36,7 +36,7 @@ DOCS = {
 }
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")  # session: tests/test_server_compat.py shares it
 def kb_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from chatkit.indexing import ensure_collection
 
@@ -50,7 +50,7 @@ def kb_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return home
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def engine(kb_home: Path, tiny_model_dir: Path) -> ChatEngine:
     from chatkit.generation.hf import HFGenerator
     from chatkit.retrieval.service import open_searcher

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
 import warnings
@@ -26,6 +27,7 @@ from chatkit.cli import (
     eval as eval_verbs,
 )
 from chatkit.cli.context import Context
+from chatkit.cli.terminal_text import printable
 from chatkit.errors import ChatkitError
 
 # In the order `chatkit --help` lists them: the stages a user goes through, then the tools.
@@ -70,25 +72,73 @@ def quiet_libraries(debug: bool) -> None:
         warnings.simplefilter("default" if debug else "ignore")
 
 
+# Free-text arguments: undecodable bytes in them (a lone surrogate, Python's surrogateescape) would fail deep
+# inside tokenizers, SQLite or the terminal. Paths may hold such bytes legitimately and are not checked.
+TEXT_ARGUMENTS = ("question", "query", "search", "comment", "name", "collection", "adapter")
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
         parser.print_help()
         sys.exit(2 if argv is None and len(sys.argv) > 1 else 0)
-    ctx = Context(args)
-    quiet_libraries(ctx.debug)
+    debug = bool(getattr(args, "debug", False))
+    quiet_libraries(debug)
     try:
-        code = args.func(ctx, args)
+        check_text_arguments(args)
+        code = args.func(Context(args), args)
     except ChatkitError as exc:
-        if ctx.debug:
+        if debug:
             raise
         hint = f" (hint: {exc.hint})" if exc.hint else ""
-        print(f"error: {exc.message}{hint}", file=sys.stderr)
-        sys.exit(exc.exit_code)
+        fail(f"error: {exc.message}{hint}", exc.exit_code)
     except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        sys.exit(130)
+        fail("interrupted", 130)
     except BrokenPipeError:
+        _silence_stdout()
         sys.exit(0)
+    except Exception as exc:  # a bug: one line, not a traceback; --debug shows it
+        if debug:
+            raise
+        fail(f"error: {unexpected(exc)} (run with --debug for the traceback)", 1)
     sys.exit(int(code or 0))
+
+
+def check_text_arguments(args: argparse.Namespace) -> None:
+    from chatkit.errors import InputError
+
+    for name in TEXT_ARGUMENTS:
+        values = getattr(args, name, None)
+        for value in values if isinstance(values, list) else [values]:
+            if isinstance(value, str) and not _is_utf8(value):
+                shown = value.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+                raise InputError(f"{name} '{shown}' is not valid UTF-8 text", "check the terminal's encoding (e.g. LANG=C.UTF-8)")
+
+
+def _is_utf8(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def unexpected(exc: BaseException) -> str:
+    """An exception the code did not expect, as one line: its type and the first line of its message."""
+    lines = str(exc).strip().splitlines()
+    what = type(exc).__name__
+    return f"{what}: {lines[0]}" if lines else what
+
+
+def fail(line: str, code: int) -> None:
+    """One line on stderr, then exit: a message quoting user text prints no escape sequence and never fails to encode."""
+    with contextlib.suppress(OSError, ValueError):  # stderr closed or gone: the exit code still says it
+        print(printable(line), file=sys.stderr)
+    sys.exit(code)
+
+
+def _silence_stdout() -> None:
+    """After EPIPE, Python's own flush at exit would print a second error: point stdout at /dev/null."""
+    with contextlib.suppress(OSError, ValueError):
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())

@@ -8,6 +8,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from chatkit.cli.paths import writable_output
 from chatkit.errors import AdapterError, InputError
 
 if TYPE_CHECKING:
@@ -162,18 +163,21 @@ def _rm(ctx: Context, args: argparse.Namespace) -> int:
 def _export(ctx: Context, args: argparse.Namespace) -> int:
     from chatkit.training import registry
 
-    info = registry.get_adapter(ctx.paths, args.name)
     if getattr(args, "gguf", None):
-        return _export_gguf(ctx, args, info)
-    out = Path(args.out).expanduser()
+        out = writable_output(args.gguf, "--gguf", suffix=".gguf")
+        if out.exists():  # before the adapter is read or the base model loads: a merge takes minutes
+            raise InputError(f"{out} already exists", "pass a new file name to --gguf")
+        return _export_gguf(ctx, args, registry.get_adapter(ctx.paths, args.name), out)
+    out = writable_output(args.out, "--out", folder=True)
+    if args.merged and out.exists():
+        raise InputError(f"{out} already exists", "pass a new folder to --out")
+    info = registry.get_adapter(ctx.paths, args.name)
     if not args.merged:
         registry.copy_adapter(info, out)
         ctx.say(f"exported adapter {args.name} -> {out} (load with PeftModel.from_pretrained)")
         return 0
     from chatkit.training.merge import merge_adapter
 
-    if out.exists():
-        raise InputError(f"{out} already exists", "pass a new folder to --out")
     base = _configured_base(ctx)
     registry.check_base(info, base.model_id, base.fingerprint)
     diff = merge_adapter(base.path, info.path, out)
@@ -181,13 +185,10 @@ def _export(ctx: Context, args: argparse.Namespace) -> int:
     return 0
 
 
-def _export_gguf(ctx: Context, args: argparse.Namespace, info: AdapterInfo) -> int:
+def _export_gguf(ctx: Context, args: argparse.Namespace, info: AdapterInfo, out: Path) -> int:
     from chatkit.training import registry
     from chatkit.training.merge import export_gguf
 
-    out = Path(args.gguf).expanduser()
-    if out.exists():
-        raise InputError(f"{out} already exists", "pass a new file name to --gguf")
     base = _configured_base(ctx)
     registry.check_base(info, base.model_id, base.fingerprint)
     result = export_gguf(base.path, info.path, out, args.quant, ctx.say)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from typing import TYPE_CHECKING
 
+from chatkit.cli import argtypes
+
 if TYPE_CHECKING:
     from chatkit.cli.context import Context, Subparsers
 
@@ -15,11 +17,11 @@ def register(sub: Subparsers, common: argparse.ArgumentParser) -> None:
                                    "ratings, adapters. Press F1 in the app for every key.")
     p.add_argument("--collection", action="append", metavar="NAME", help="collection to search (repeatable; default: engine.collections)")
     p.add_argument("--adapter", metavar="NAME", help="adapter to answer with, or 'base' for none")
-    p.add_argument("-k", type=int, metavar="N", help="passages to give the model (default: engine.passages)")
+    p.add_argument("-k", type=argtypes.like_key("engine.passages"), metavar="N", help="passages to give the model (default: engine.passages)")
     p.add_argument("--mode", choices=["dense", "bm25", "hybrid"], help="retrieval mode (default: retrieval.mode)")
     g = p.add_mutually_exclusive_group()
     g.add_argument("--new", action="store_true", help="start a new conversation instead of resuming the last one")
-    g.add_argument("--conversation", type=int, metavar="ID", help="open this conversation (`chatkit conversations ls`)")
+    g.add_argument("--conversation", type=argtypes.positive_int, metavar="ID", help="open this conversation (`chatkit conversations ls`)")
     p.set_defaults(func=run)
 
 

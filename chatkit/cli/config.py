@@ -19,12 +19,13 @@ def register(sub: Subparsers, common: argparse.ArgumentParser) -> None:
 
 
 def run_show(ctx: Context, args: argparse.Namespace) -> int:
-    from chatkit.config import all_keys, to_dict
+    from chatkit.config import all_keys, allowed, to_dict
 
     settings = ctx.settings
     if args.keys:
         for key, (value, help_text) in all_keys(settings).items():
-            print(f"{key} = {value!r}\n    {help_text}")
+            limits = allowed(key)
+            print(f"{key} = {value!r}\n    {help_text}" + (f"\n    allowed: {limits}" if limits else ""))
         return 0
     import yaml
 

@@ -45,6 +45,8 @@ class Context:
         from chatkit.config import Paths
         from chatkit.errors import ChatkitError
 
+        # Settings are checked before anything is created under the data dir: a bad value leaves nothing behind.
+        _ = self.settings
         try:
             return Paths(self.home).ensure()
         except OSError as exc:

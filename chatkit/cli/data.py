@@ -7,6 +7,8 @@ import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from chatkit.cli import argtypes
+
 if TYPE_CHECKING:
     from chatkit.cli.context import Context, Subparsers
 
@@ -23,15 +25,15 @@ def register(sub: Subparsers, common: argparse.ArgumentParser) -> None:
                                   "documents split into FILE and FILE's .val.jsonl sibling.")
     s.add_argument("--collection", action="append", required=True, metavar="NAME", help="collection to draw from (repeat for more)")
     s.add_argument("--out", required=True, metavar="FILE", help="training JSONL to write (validation goes to FILE.val.jsonl)")
-    s.add_argument("--n", type=int, default=300, metavar="N", help="conversations to make (default: 300)")
-    s.add_argument("--val-fraction", type=float, default=0.1, metavar="F", help="share of documents held out for validation (default: 0.1)")
-    s.add_argument("--unanswerable", type=float, default=0.15, metavar="F", help="share of unanswerable questions (default: 0.15)")
-    s.add_argument("--multi-turn", type=float, default=0.2, metavar="F", help="share of two-turn conversations (default: 0.2)")
-    s.add_argument("--evidence-sentences", type=int, default=3, metavar="N",
+    s.add_argument("--n", type=argtypes.positive_int, default=300, metavar="N", help="conversations to make (default: 300)")
+    s.add_argument("--val-fraction", type=argtypes.fraction_below_one, default=0.1, metavar="F", help="share of documents held out for validation (default: 0.1)")
+    s.add_argument("--unanswerable", type=argtypes.fraction, default=0.15, metavar="F", help="share of unanswerable questions (default: 0.15)")
+    s.add_argument("--multi-turn", type=argtypes.fraction, default=0.2, metavar="F", help="share of two-turn conversations (default: 0.2)")
+    s.add_argument("--evidence-sentences", type=argtypes.like_key("engine.evidence_sentences"), default=3, metavar="N",
                    help="sentences shown of each passage, as the engine shows them (default: 3; 0 = whole passages)")
     s.add_argument("--exclude", action="append", default=[], metavar="FILE",
                    help="QA or conversation JSONL whose questions must not appear (e.g. corpora/qa/test.jsonl; repeat for corpora/qa/dev.jsonl)")
-    s.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+    s.add_argument("--seed", type=argtypes.seed, default=0, help="random seed (default: 0)")
     s.add_argument("--force", action="store_true", help="overwrite FILE if it exists")
     s.add_argument("--json", action="store_true", help="print the summary as JSON")
     s.set_defaults(func=run_synth)
@@ -39,6 +41,7 @@ def register(sub: Subparsers, common: argparse.ArgumentParser) -> None:
 
 def run_synth(ctx: Context, args: argparse.Namespace) -> int:
     from chatkit.assembly import ensure_default_collections
+    from chatkit.cli.paths import writable_output
     from chatkit.errors import InputError
     from chatkit.retrieval.service import all_chunks, load_embedder, open_searcher
     from chatkit.training.synth import (
@@ -53,6 +56,7 @@ def run_synth(ctx: Context, args: argparse.Namespace) -> int:
     out = Path(args.out)
     if out.suffix != ".jsonl":
         raise InputError(f"--out {out} must end in .jsonl", "e.g. --out data/synth.jsonl")
+    out = writable_output(out, "--out")  # its .val.jsonl sibling goes into the same folder
     if out.exists() and not args.force:
         raise InputError(f"{out} already exists", "add --force to overwrite it, or choose another --out")
     if args.evidence_sentences < 0:

@@ -9,7 +9,9 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from chatkit.cli import argtypes
 from chatkit.cli.context import show_help
+from chatkit.cli.paths import writable_output
 
 if TYPE_CHECKING:
     from rich.progress import Progress
@@ -38,7 +40,7 @@ def register(sub: Subparsers, common: argparse.ArgumentParser) -> None:
     r.add_argument("--collection", action="append", metavar="NAME", help="with --qa: collections to search (default: engine.collections)")
     r.add_argument("--split", default="test", help="qrels split (default: test)")
     r.add_argument("--mode", choices=["dense", "bm25", "hybrid", "all"], default=None, help="default: retrieval.mode")
-    r.add_argument("--limit", type=int, default=None, metavar="N", help="only the first N queries")
+    r.add_argument("--limit", type=argtypes.positive_int, default=None, metavar="N", help="only the first N queries")
     r.add_argument("--json", action="store_true", help="print the scores as JSON")
     r.set_defaults(func=run_retrieval)
     a = ss.add_parser("answers", parents=[common], help="answer a QA file and score the answers (no LLM judge)",
@@ -49,7 +51,7 @@ def register(sub: Subparsers, common: argparse.ArgumentParser) -> None:
     a.add_argument("--collection", action="append", metavar="NAME", help="collections to search (default: engine.collections)")
     a.add_argument("--adapter", metavar="NAME", help="adapter to answer with, or 'base'")
     a.add_argument("--style", choices=["auto", "generative", "extractive"], help="answer style (default: engine.answer_style)")
-    a.add_argument("--limit", type=int, metavar="N", help="only the first N items")
+    a.add_argument("--limit", type=argtypes.positive_int, metavar="N", help="only the first N items")
     a.add_argument("--no-perplexity", action="store_true", help="skip the reference-answer perplexity (faster)")
     a.add_argument("--out", metavar="DIR", help="folder for report.json (default: <data dir>/reports/answers-<adapter>-<time>)")
     a.add_argument("--json", action="store_true", help="print the report as JSON")
@@ -70,7 +72,7 @@ def register(sub: Subparsers, common: argparse.ArgumentParser) -> None:
     m.add_argument("--adapter", action="append", required=True, metavar="NAME", help="adapter to compare (repeat for more)")
     m.add_argument("--collection", action="append", metavar="NAME", help="collections to search (default: engine.collections)")
     m.add_argument("--style", choices=["auto", "generative", "extractive"], help="answer style (default: engine.answer_style)")
-    m.add_argument("--limit", type=int, metavar="N", help="only the first N items")
+    m.add_argument("--limit", type=argtypes.positive_int, metavar="N", help="only the first N items")
     m.add_argument("--json", action="store_true", help="print the verdicts as JSON")
     m.set_defaults(func=run_compare)
     al = ss.add_parser("all", parents=[common], help="retrieval on SciFact, answers on corpora/qa, compare the promoted adapter",
@@ -79,7 +81,7 @@ def register(sub: Subparsers, common: argparse.ArgumentParser) -> None:
     al.add_argument("--beir", metavar="DIR", help="BEIR folder (default: ../shared/data/scifact beside the checkout)")
     al.add_argument("--qa", metavar="FILE", help="QA JSONL (default: corpora/qa/test.jsonl)")
     al.add_argument("--collection", action="append", metavar="NAME", help="collections for the answers (default: engine.collections)")
-    al.add_argument("--limit", type=int, metavar="N", help="only the first N queries and QA items")
+    al.add_argument("--limit", type=argtypes.positive_int, metavar="N", help="only the first N queries and QA items")
     al.add_argument("--json", action="store_true", help="print the report as JSON")
     al.set_defaults(func=run_all)
 
@@ -177,10 +179,11 @@ class AnswerBar:
 def run_answers(ctx: Context, args: argparse.Namespace) -> int:
     from chatkit.evaluation.answering import answer_qa_file
 
+    out = writable_output(args.out, "--out", folder=True) if args.out else None  # before any model loads
     bar = AnswerBar(ctx, per_model=False)
     try:
         run = answer_qa_file(ctx.settings, ctx.paths, Path(args.qa), args.collection, args.adapter, args.style, args.limit,
-                             not args.no_perplexity, Path(args.out) if args.out else None, ctx.say, bar)
+                             not args.no_perplexity, out, ctx.say, bar)
     except KeyboardInterrupt:
         bar.interrupted()
         raise

@@ -7,6 +7,7 @@ import json
 from typing import TYPE_CHECKING
 
 from chatkit.cli.context import show_help
+from chatkit.cli.terminal_text import markup_safe
 
 if TYPE_CHECKING:
     from chatkit.cli.context import Context, Subparsers
@@ -72,13 +73,13 @@ def register(sub: Subparsers, common: argparse.ArgumentParser) -> None:
 
 
 def run_add(ctx: Context, args: argparse.Namespace, remove_missing: bool = False) -> int:
-    from chatkit.corpus.discover import discover
     from chatkit.indexing.manage import open_collection
     from chatkit.indexing.pipeline import run_add as add
     from chatkit.retrieval.service import load_embedder
 
+    check_collection_name(args)
+    files_to_index(args)  # a missing path or a glob matching nothing fails here, before the embedder loads
     col = open_collection(ctx.settings, ctx.paths, args.collection, must_exist=False)
-    discover(args.paths, args.glob)  # a missing path fails here, before the embedder loads
     embedder = load_embedder(ctx.settings)
     reporter = ctx.reporter(quiet=args.json)
     try:
@@ -87,6 +88,50 @@ def run_add(ctx: Context, args: argparse.Namespace, remove_missing: bool = False
         reporter.close()
         col.close()
     return _print_summary(ctx, args, summary)
+
+
+def check_collection_name(args: argparse.Namespace) -> None:
+    """`-c ""` must not quietly mean the default collection."""
+    from chatkit.errors import InputError
+
+    name = getattr(args, "collection", None)
+    if name is not None and not name.strip():
+        raise InputError("--collection must not be empty", "give a name like -c notes, or leave -c out for 'default'")
+    if name is not None:
+        from chatkit.retrieval.collection import check_name
+
+        check_name(name)
+
+
+def check_glob(pattern: str | None) -> None:
+    """An unclosed '[' makes fnmatch match it literally, so '--glob "["' would quietly match nothing."""
+    from chatkit.errors import InputError
+
+    if pattern is None:
+        return
+    if not pattern.strip():
+        raise InputError("--glob must not be empty", "e.g. --glob '*.md'")
+    i = 0
+    while (start := pattern.find("[", i)) >= 0:
+        j = start + 1
+        j += pattern[j : j + 1] == "!"
+        j += pattern[j : j + 1] == "]"  # a ']' first in a set is a member, not its end
+        close = pattern.find("]", j)
+        if close < 0:
+            raise InputError(f"--glob {pattern!r} is not a valid pattern: the '[' at position {start + 1} is never closed",
+                             "close the set ('[ab]*.md') or drop the '['")
+        i = close + 1
+
+
+def files_to_index(args: argparse.Namespace) -> None:
+    from chatkit.corpus.discover import discover
+    from chatkit.errors import InputError
+
+    check_glob(args.glob)
+    found = discover(args.paths, args.glob)  # a missing path fails here
+    if args.glob and not any(f.kind for f in found):
+        raise InputError(f"no supported file under {', '.join(args.paths)} matches --glob {args.glob!r}",
+                         "the pattern is matched against the path relative to each folder and against the file name, e.g. '*.md'")
 
 
 def run_sync(ctx: Context, args: argparse.Namespace) -> int:
@@ -110,7 +155,10 @@ def run_status(ctx: Context, args: argparse.Namespace) -> int:
     from chatkit.indexing.manage import open_collection
     from chatkit.indexing.pipeline import chunk_signature, make_plan
 
-    col = open_collection(ctx.settings, ctx.paths, args.collection, must_exist=False)
+    check_collection_name(args)
+    files_to_index(args)
+    # An unknown collection is an error, not an empty listing (and `status` must not create it).
+    col = open_collection(ctx.settings, ctx.paths, args.collection)
     plan = make_plan(col, args.paths, args.glob, chunk_signature(ctx.settings))
     col.close()
     rows = [(f.state, str(f.found.path)) for f in plan.files] + [("missing", s) for s in plan.missing]
@@ -121,12 +169,13 @@ def run_status(ctx: Context, args: argparse.Namespace) -> int:
     for state, path in rows:
         if state != "unchanged" or args.all:
             colour = {"new": "green", "changed": "yellow", "missing": "red"}.get(state, "dim")
-            ctx.console.print(f"[{colour}]{state:>9}[/]  {path}", highlight=False)
+            ctx.console.print(f"[{colour}]{state:>9}[/]  {markup_safe(path, one_line=True)}", highlight=False)
     ctx.console.print(f"{col.name}: " + ", ".join(f"{n} {s}" for s, n in counts.items()), highlight=False)
     return 0
 
 
 def run_rm(ctx: Context, args: argparse.Namespace) -> int:
+    check_collection_name(args)
     from chatkit.indexing.manage import open_collection, remove_documents
 
     col = open_collection(ctx.settings, ctx.paths, args.collection)
@@ -146,7 +195,8 @@ def run_stats(ctx: Context, args: argparse.Namespace) -> int:
     from chatkit.indexing.manage import collection_stats, open_collection
     from chatkit.retrieval.service import list_collections
 
-    names = [args.collection] if args.collection else list_collections(ctx.paths)
+    check_collection_name(args)
+    names = [args.collection] if args.collection is not None else list_collections(ctx.paths)
     stats = []
     for name in names:
         col = open_collection(ctx.settings, ctx.paths, name)
@@ -171,7 +221,8 @@ def run_ls(ctx: Context, args: argparse.Namespace) -> int:
 
     from chatkit.indexing.manage import collection_rows, open_collection
 
-    if not args.collection:
+    check_collection_name(args)
+    if args.collection is None:
         rows = collection_rows(ctx.settings, ctx.paths)
         if args.json:
             print(json.dumps(rows, indent=2))
@@ -197,6 +248,7 @@ def run_ls(ctx: Context, args: argparse.Namespace) -> int:
 
 
 def run_drop(ctx: Context, args: argparse.Namespace) -> int:
+    check_collection_name(args)
     from chatkit.indexing.manage import drop_collection, open_collection
 
     col = open_collection(ctx.settings, ctx.paths, args.collection)
@@ -207,6 +259,7 @@ def run_drop(ctx: Context, args: argparse.Namespace) -> int:
 
 
 def run_rebuild(ctx: Context, args: argparse.Namespace) -> int:
+    check_collection_name(args)
     from chatkit.indexing.manage import open_collection
     from chatkit.indexing.rebuild import rebuild
     from chatkit.retrieval.service import load_embedder

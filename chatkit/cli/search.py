@@ -7,6 +7,9 @@ import json
 import re
 from typing import TYPE_CHECKING, Any
 
+from chatkit.cli import argtypes
+from chatkit.cli.terminal_text import printable
+
 if TYPE_CHECKING:
     from rich.console import Console
 
@@ -18,7 +21,7 @@ def register(sub: Subparsers, common: argparse.ArgumentParser) -> None:
     p = sub.add_parser("search", parents=[common], help="search a collection",
                        description="Ranked passages with score, title, source, heading and a highlighted snippet.")
     p.add_argument("query", help="what to look for")
-    p.add_argument("-k", type=int, default=None, help="number of hits (default: retrieval.k)")
+    p.add_argument("-k", type=argtypes.like_key("retrieval.k"), default=None, help="number of hits (default: retrieval.k)")
     p.add_argument("--mode", choices=["dense", "bm25", "hybrid"], default=None, help="default: retrieval.mode (hybrid)")
     p.add_argument("--collection", "-c", action="append", metavar="NAME", help="collection to search (repeatable; default: all)")
     p.add_argument("--json", action="store_true", help="print the hits as JSON")
@@ -32,9 +35,11 @@ def run(ctx: Context, args: argparse.Namespace) -> int:
     names = args.collection or list_collections(ctx.paths)
     if not names:
         raise CollectionError("there are no collections to search", "build one with `chatkit index add PATH --collection NAME`")
-    if args.k is not None and args.k < 1:
-        raise InputError("-k must be at least 1", "e.g. -k 5")
+    if not args.query.strip():
+        raise InputError("the query is empty", 'e.g. chatkit search "low-rank adapters"')
     searcher = open_searcher(ctx.settings, ctx.paths, names)
+    for skipped in searcher.skipped:
+        ctx.say(f"warning: {printable(skipped.message, one_line=True)}")
     mode = args.mode or ctx.settings.retrieval.mode
     hits = searcher.search(args.query, k=args.k, mode=mode)
     searcher.close()
@@ -88,7 +93,7 @@ def print_hits(console: Console, query: str, hits: list[Hit], mode: str) -> None
         c = hit.chunk
         head = Text()
         head.append(f"{hit.rank:>2}. ", style="bold")
-        head.append(c.title or c.doc_id, style="bold cyan")
+        head.append(printable(c.title or c.doc_id, one_line=True), style="bold cyan")
         scores = f"  score {hit.score:.4f}"
         if hit.dense_score is not None:
             scores += f"  cos {hit.dense_score:.3f}"
@@ -97,10 +102,10 @@ def print_hits(console: Console, query: str, hits: list[Hit], mode: str) -> None
         head.append(scores, style="dim")
         console.print(head)
         where = f"{c.source}" + (f"  p.{c.page}" if c.page else "") + f"  [{hit.collection}] {c.doc_id}#{c.ordinal}"
-        console.print(Text("    " + where, style="green"))
+        console.print(Text("    " + printable(where, one_line=True), style="green"))
         if c.heading:
-            console.print(Text("    § " + c.heading, style="magenta"))
-        text, spans = snippet(c.text, terms)
+            console.print(Text("    § " + printable(c.heading, one_line=True), style="magenta"))
+        text, spans = snippet(printable(c.text, one_line=True), terms)
         body = Text("    " + text)
         for a, b in spans:
             body.stylize("bold yellow", a + 4, b + 4)

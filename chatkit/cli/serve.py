@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from typing import TYPE_CHECKING
 
+from chatkit.cli import argtypes
+
 if TYPE_CHECKING:
     from chatkit.cli.context import Context, Subparsers
 
@@ -15,7 +17,7 @@ def register(sub: Subparsers, common: argparse.ArgumentParser) -> None:
                                    "/v1/search, /v1/feedback, /health and /metrics. Loopback only unless an API key is set.")
     p.add_argument("--host", metavar="ADDR", help="address to bind (default: server.host, 127.0.0.1); "
                                                   "anything but loopback needs --api-key")
-    p.add_argument("--port", type=int, metavar="N", help="port (default: server.port, 8000)")
+    p.add_argument("--port", type=argtypes.port, metavar="N", help="port (default: server.port, 8000)")
     p.add_argument("--api-key", metavar="KEY", help="require 'Authorization: Bearer KEY' (default: server.api_key)")
     p.add_argument("--collection", action="append", metavar="NAME", help="collection to search (repeatable; default: engine.collections)")
     p.add_argument("--adapter", metavar="NAME", help="adapter the 'chatkit' model answers with, or 'base' (default: engine.adapter)")

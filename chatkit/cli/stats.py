@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import argparse
 import json
-from pathlib import Path
 from typing import TYPE_CHECKING
+
+from chatkit.cli.paths import writable_output
+from chatkit.cli.terminal_text import markup_safe
 
 if TYPE_CHECKING:
     from chatkit.cli.context import Context, Subparsers
@@ -18,7 +20,7 @@ def register(sub: Subparsers, common: argparse.ArgumentParser) -> None:
     p.add_argument("--since", default="", metavar="SPAN",
                    help="only turns from this period: 7d, 24h, 30m, 2w or a date like 2025-01-31 (default: all)")
     p.add_argument("--json", action="store_true", help="print the figures as JSON")
-    p.add_argument("--png", metavar="FILE", help="also draw the figures into this PNG file")
+    p.add_argument("--png", metavar="FILE", help="also draw the figures into this PNG file (.png is added if missing)")
     p.set_defaults(func=run)
 
 
@@ -35,13 +37,14 @@ def run(ctx: Context, args: argparse.Namespace) -> int:
     from chatkit.evaluation.usage import parse_since, plot_usage, usage_stats
 
     since = parse_since(args.since)  # a bad span fails before the store is opened
+    png = writable_output(args.png, "--png", suffix=".png") if args.png else None
     store = ConversationStore(ctx.paths.conversations_db)
     try:
         stats = usage_stats(store.all_turns(since), since)
     finally:
         store.close()
-    if args.png:
-        out = plot_usage(stats, Path(args.png))
+    if png:
+        out = plot_usage(stats, png)
         ctx.say(f"wrote {out}")
     if args.json:
         print(json.dumps(stats.to_dict(), indent=2))
@@ -57,7 +60,7 @@ def run(ctx: Context, args: argparse.Namespace) -> int:
     rows = [*stats.adapters.items(), ("all", stats.overall)] if len(stats.adapters) > 1 else list(stats.adapters.items())
     for name, g in rows:
         days = len(g.per_day)
-        table.add_row(name, f"{g.answers}" + (f" (+{g.incomplete} incomplete)" if g.incomplete else ""),
+        table.add_row(markup_safe(name, one_line=True), f"{g.answers}" + (f" (+{g.incomplete} incomplete)" if g.incomplete else ""),
                       _num(g.answers / days if days else None, "{:.1f}"), _num(g.latency_p50_s, "{:.2f} s"),
                       _num(g.latency_p95_s, "{:.2f} s"), _num(g.tokens_per_s, "{:.1f}"), _pct(g.abstention_rate),
                       f"{g.good}/{g.bad}", _pct(g.feedback_ratio))

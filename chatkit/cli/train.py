@@ -10,6 +10,8 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from chatkit.cli import argtypes
+
 if TYPE_CHECKING:
     from rich.console import Console
     from rich.progress import Progress, TaskID
@@ -37,7 +39,7 @@ def register(sub: Subparsers, common: argparse.ArgumentParser) -> None:
     s.add_argument("--val", metavar="FILE", help="JSONL validation file (default: hold out training.val_fraction)")
     s.add_argument("--name", metavar="NAME", help="adapter name (default: sft-DATE-TIME)")
     s.add_argument("--resume", action="store_true", help="continue the interrupted run NAME (or the latest one)")
-    s.add_argument("--max-steps", type=int, metavar="N", help="stop after N optimizer steps")
+    s.add_argument("--max-steps", type=argtypes.positive_int, metavar="N", help="stop after N optimizer steps")
     s.add_argument("--json", action="store_true", help="print the result as JSON")
     s.set_defaults(func=run_sft)
 
@@ -138,15 +140,16 @@ class RichTrainingProgress:
 
 
 def print_report(console: Console, report: Report) -> None:
+    from chatkit.cli.terminal_text import markup_safe
     from chatkit.training.prepare import lines_text
 
     loaded, p = report.loaded, report.prepared
     formats = ", ".join(f"{k} {v}" for k, v in sorted(loaded.formats.items()))
     bad = report.bad_rows
-    console.print(f"[bold]{loaded.path}[/]: {len(loaded.rows) + len(loaded.errors)} rows ({formats}), "
+    console.print(f"[bold]{markup_safe(str(loaded.path), one_line=True)}[/]: {len(loaded.rows) + len(loaded.errors)} rows ({formats}), "
                   f"{len(p.examples)} usable, {len(bad)} bad", highlight=False)
     for line, msg in bad[:50]:
-        console.print(f"  [red]line {line}[/]: {msg}", highlight=False)
+        console.print(f"  [red]line {line}[/]: {markup_safe(msg, one_line=True)}", highlight=False)
     if len(bad) > 50:
         console.print(f"  ... and {len(bad) - 50} more")
     if loaded.duplicates:

@@ -1,7 +1,8 @@
 """Structure-aware chunking sized in embedder tokens.
 
 Chunks never cross a heading or a page; inside a section whole paragraphs are packed, an over-long paragraph is cut
-between sentences, an over-long sentence between tokens. Consecutive chunks of a section share about
+between sentences, an over-long sentence between tokens, an over-long token (a 1 MB "word" that a WordPiece
+tokenizer counts as one [UNK]) between characters. Consecutive chunks of a section share about
 `overlap` tokens. The budget leaves room for the title and heading path that the embedder sees too.
 """
 
@@ -14,6 +15,15 @@ from typing import Protocol
 from chatkit.corpus.blocks import Block
 from chatkit.corpus.sentences import sentence_spans
 from chatkit.types import Chunk, Document
+
+# Text is weighed as at least one token per this many characters, so a chunk is never longer than
+# max_tokens * CHARS_PER_TOKEN characters whatever the tokenizer says (ordinary prose runs at ~4-5).
+CHARS_PER_TOKEN = 16
+
+
+def weight(text: str, tokens: int) -> int:
+    """Tokens as the packer counts them: the tokenizer's count, or the length bound if that is more."""
+    return max(tokens, -(-len(text) // CHARS_PER_TOKEN))
 
 
 class TokenCounter(Protocol):
@@ -79,27 +89,27 @@ class Chunker:
     def _units(self, block: Block, index: int, budget: int) -> list[_Unit]:
         text = block.text
         (n,) = self.counter.count([text])
-        if n <= budget:
-            return [_Unit(text, block.char_start, n, index, block.page)]
+        if weight(text, n) <= budget:
+            return [_Unit(text, block.char_start, weight(text, n), index, block.page)]
         spans = sentence_spans(text)
         counts = self.counter.count([text[a:b] for a, b in spans])
         out: list[_Unit] = []
         for (a, b), c in zip(spans, counts, strict=True):
-            if c <= budget:
-                out.append(_Unit(text[a:b], block.char_start + a, c, index, block.page))
+            if weight(text[a:b], c) <= budget:
+                out.append(_Unit(text[a:b], block.char_start + a, weight(text[a:b], c), index, block.page))
             else:
                 out.extend(self._token_windows(text[a:b], block.char_start + a, budget, index, block.page))
         return out
 
     def _token_windows(self, text: str, start: int, budget: int, index: int, page: int | None) -> list[_Unit]:
-        offsets = self.counter.offsets(text)
+        offsets = _bounded(self.counter.offsets(text))
         out = []
         for i in range(0, len(offsets), budget):
             window = offsets[i : i + budget]
             a = offsets[i][0] if i else 0
             b = window[-1][1] if i + budget < len(offsets) else len(text)
             if text[a:b].strip():
-                out.append(_Unit(text[a:b], start + a, len(window), index, page))
+                out.append(_Unit(text[a:b], start + a, weight(text[a:b], len(window)), index, page))
         return out
 
     def _tail(self, units: list[_Unit]) -> list[_Unit]:
@@ -163,3 +173,13 @@ class Chunker:
         return Chunk(doc_id=doc.doc_id, ordinal=ordinal, text="".join(parts).strip(), title=doc.title,
                      heading_path=path, char_start=units[0].start, char_end=max(u.end for u in units),
                      source=doc.source, page=units[0].page)
+
+
+def _bounded(offsets: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """Token spans with every span longer than CHARS_PER_TOKEN characters cut into pieces that long."""
+    out: list[tuple[int, int]] = []
+    for a, b in offsets:
+        out.extend((i, min(i + CHARS_PER_TOKEN, b)) for i in range(a, b, CHARS_PER_TOKEN))
+        if a == b:
+            out.append((a, b))
+    return out

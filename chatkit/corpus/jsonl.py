@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from pathlib import Path
 
 from chatkit.corpus.blocks import Parsed, ParseError, Problem, paragraphs, sha256_text
 from chatkit.corpus.decode import SNIFF_BYTES, check_not_binary
+from chatkit.inputs import parse_json_line
 from chatkit.types import Document
 
 
@@ -19,13 +19,9 @@ def parse_jsonl(path: Path, source: str) -> Iterator[Parsed | Problem]:
         for number, raw in enumerate(fh, start=1):
             if not raw.strip():
                 continue
-            try:
-                row = json.loads(raw.decode("utf-8"))
-            except UnicodeDecodeError:
-                yield Problem(source, "not valid UTF-8 (row skipped)", number)
-                continue
-            except json.JSONDecodeError as exc:
-                yield Problem(source, f"not valid JSON: {exc.msg} (row skipped)", number)
+            row, problem = parse_json_line(raw)
+            if problem:
+                yield Problem(source, f"{problem} (row skipped)", number)
                 continue
             if not isinstance(row, dict) or not isinstance(row.get("text"), str):
                 yield Problem(source, "row has no string 'text' field (row skipped)", number)

@@ -11,8 +11,9 @@ from pathlib import Path
 from typing import Any
 
 from chatkit.engine import ChatEngine, ChatOptions
-from chatkit.errors import DataError, InputError, ModelError
+from chatkit.errors import DataError, ModelError
 from chatkit.evaluation import metrics as m
+from chatkit.inputs import json_lines, string_list, typed_field
 from chatkit.types import Answer
 
 REQUIRED = ("id", "question", "answer", "doc_ids", "keywords", "answerable")
@@ -29,30 +30,41 @@ class QAItem:
     kind: str = ""  # direct, casual, multi-part, ..., near-topic, off-topic (corpora/README.md)
 
 
+QA_HINT = "pass --qa corpora/qa/dev.jsonl, --qa corpora/qa/test.jsonl or your own file"
+
+
 def load_qa(path: Path) -> list[QAItem]:
-    if not path.is_file():
-        raise InputError(f"QA file not found: {path}", "pass --qa corpora/qa/dev.jsonl, --qa corpora/qa/test.jsonl or your own file")
+    """Every item of a QA file; bad lines (encoding, JSON, nesting, missing fields, wrong types) are listed by number."""
     items, errors = [], []
-    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-        if not line.strip():
+    for parsed in json_lines(path, "QA file", QA_HINT):
+        where = f"line {parsed.line}"
+        if parsed.error:
+            errors.append(f"{where}: {parsed.error}")
             continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as exc:
-            errors.append(f"line {n}: bad JSON ({exc.msg})")
-            continue
+        row = parsed.value
         missing = [k for k in REQUIRED if k not in row] if isinstance(row, dict) else list(REQUIRED)
         if missing:
-            errors.append(f"line {n}: missing {', '.join(missing)}")
+            errors.append(f"{where}: missing {', '.join(missing)}")
             continue
-        items.append(QAItem(str(row["id"]), str(row["question"]), str(row["answer"]), tuple(row["doc_ids"]),
-                            tuple(row["keywords"]), bool(row["answerable"]), str(row.get("kind", ""))))
+        try:
+            items.append(qa_item(row, where))
+        except DataError as exc:
+            errors.append(exc.message)
     if errors:
         more = f" (+{len(errors) - 3} more)" if len(errors) > 3 else ""
-        raise DataError(f"{path}: {'; '.join(errors[:3])}{more}", f"each line needs {', '.join(REQUIRED)}")
+        raise DataError(f"{path}: {'; '.join(errors[:3])}{more}",
+                        f"each line needs {', '.join(REQUIRED)} (doc_ids and keywords: lists of strings; answerable: true/false)")
     if not items:
         raise DataError(f"{path} has no QA items", "one JSON object per line")
     return items
+
+
+def qa_item(row: dict[str, Any], where: str) -> QAItem:
+    ident = typed_field(row, "id", (str, int), where)
+    kind = row.get("kind", "")
+    return QAItem(str(ident), typed_field(row, "question", str, where), typed_field(row, "answer", str, where),
+                  string_list(row, "doc_ids", where), string_list(row, "keywords", where),
+                  typed_field(row, "answerable", bool, where), kind if isinstance(kind, str) else str(kind))
 
 
 class GenerationCache:

@@ -6,7 +6,6 @@ from __future__ import annotations
 import csv
 import dataclasses
 import hashlib
-import json
 import time
 from pathlib import Path
 from typing import Any
@@ -16,6 +15,7 @@ from chatkit.errors import DataError, InputError
 from chatkit.evaluation.ranking import as_run, mean_scores, ranked_documents, score_queries
 from chatkit.indexing.pipeline import chunk_signature, file_sha256, run_add
 from chatkit.indexing.report import Reporter
+from chatkit.inputs import read_jsonl, require_input_file
 from chatkit.retrieval.collection import Collection
 from chatkit.retrieval.searcher import MODES, Searcher
 from chatkit.retrieval.service import index_params, load_embedder, open_collection_for_search
@@ -26,29 +26,32 @@ MEASURES = ("ndcg@10", "recall@10", "recall@100", "mrr@10")
 
 def read_queries(path: Path) -> dict[str, str]:
     out: dict[str, str] = {}
-    with path.open(encoding="utf-8") as fh:
-        for number, line in enumerate(fh, start=1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-                out[str(row["_id"])] = str(row["text"])
-            except (json.JSONDecodeError, KeyError, TypeError):
-                raise DataError(f"{path}:{number}: not a BEIR query row", "each line needs '_id' and 'text'") from None
+    for number, row in read_jsonl(path, "BEIR queries file", "each line needs '_id' and 'text'"):
+        if not isinstance(row, dict) or "_id" not in row or not isinstance(row.get("text"), str):
+            raise DataError(f"{path}:{number}: not a BEIR query row", "each line needs '_id' and 'text'")
+        out[str(row["_id"])] = row["text"]
     return out
 
 
 def read_qrels(path: Path) -> dict[str, dict[str, int]]:
     qrels: dict[str, dict[str, int]] = {}
-    with path.open(encoding="utf-8") as fh:
-        for number, row in enumerate(csv.reader(fh, delimiter="\t"), start=1):
-            if not row or (number == 1 and row[0] == "query-id"):
-                continue
-            try:
-                qid, did, score = row[0], row[1], int(row[2])
-            except (IndexError, ValueError):
-                raise DataError(f"{path}:{number}: not a qrels row", "want query-id<TAB>corpus-id<TAB>score") from None
-            qrels.setdefault(qid, {})[did] = score
+    hint = "want query-id<TAB>corpus-id<TAB>score"
+    with require_input_file(path, "qrels file", hint).open(encoding="utf-8", newline="") as fh:
+        rows = csv.reader(fh, delimiter="\t")
+        number = 0
+        try:
+            for number, row in enumerate(rows, start=1):
+                if not row or (number == 1 and row[0] == "query-id"):
+                    continue
+                try:
+                    qid, did, score = row[0], row[1], int(row[2])
+                except (IndexError, ValueError):
+                    raise DataError(f"{path}:{number}: not a qrels row", hint) from None
+                qrels.setdefault(qid, {})[did] = score
+        except UnicodeDecodeError:
+            raise DataError(f"{path}: not UTF-8 text (after line {number})", hint) from None
+        except csv.Error as exc:
+            raise DataError(f"{path}:{number + 1}: {exc}", hint) from None
     return qrels
 
 

@@ -83,6 +83,18 @@ class Collection:
             raise CollectionError(f"collection '{self.name}' is locked by another writer", f"wait for it to finish, or remove {self.folder / LOCK_FILE} if no chatkit is running") from None
         return lock
 
+    def being_written(self) -> bool:
+        """Whether another writer holds the lock right now (e.g. its first `index add` is running)."""
+        from filelock import Timeout
+
+        lock = self.lock(timeout=0)
+        try:
+            lock.acquire()
+        except Timeout:
+            return True
+        lock.release()
+        return False
+
     @property
     def embedder_key(self) -> str | None:
         return self.store.meta("embedder") if self.exists else None

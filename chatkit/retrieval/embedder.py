@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -23,14 +24,19 @@ class Embedder:
         self.dim = int(getter() or 0)
         self.tokenizer = self.model.tokenizer
         self.max_tokens = int(self.model.max_seq_length or 256)
+        # The server embeds on one thread and retrieves on another; a fast tokenizer used by two threads
+        # at once fails ("Already borrowed"), so every use of the model or tokenizer holds this.
+        self.lock = threading.RLock()
 
     def count_tokens(self, text: str) -> int:
-        return len(self.tokenizer(text, add_special_tokens=False, truncation=False)["input_ids"])
+        with self.lock:
+            return len(self.tokenizer(text, add_special_tokens=False, truncation=False)["input_ids"])
 
     def count_tokens_batch(self, texts: Sequence[str]) -> list[int]:
         if not texts:
             return []
-        enc = self.tokenizer(list(texts), add_special_tokens=False, truncation=False)["input_ids"]
+        with self.lock:
+            enc = self.tokenizer(list(texts), add_special_tokens=False, truncation=False)["input_ids"]
         return [len(ids) for ids in enc]
 
     @property
@@ -39,7 +45,8 @@ class Embedder:
         return f"{self.name}:{self.dim}"
 
     def token_offsets(self, text: str) -> list[tuple[int, int]]:
-        enc = self.tokenizer(text, add_special_tokens=False, truncation=False, return_offsets_mapping=True)
+        with self.lock:
+            enc = self.tokenizer(text, add_special_tokens=False, truncation=False, return_offsets_mapping=True)
         return [tuple(o) for o in enc["offset_mapping"]]
 
     def encode(self, texts: Sequence[str], on_batch: Callable[[int], None] | None = None, group: int | None = None) -> Any:
@@ -56,8 +63,9 @@ class Embedder:
         step = group or self.batch_size * 4
         for start in range(0, len(texts), step):
             part = list(texts[start : start + step])
-            vecs = self.model.encode(part, batch_size=self.batch_size, normalize_embeddings=True,
-                                     convert_to_numpy=True, show_progress_bar=False)
+            with self.lock:
+                vecs = self.model.encode(part, batch_size=self.batch_size, normalize_embeddings=True,
+                                         convert_to_numpy=True, show_progress_bar=False)
             out.append(vecs.astype("float32", copy=False))
             if on_batch:
                 on_batch(len(part))

@@ -18,6 +18,18 @@ MODES = ("dense", "bm25", "hybrid")
 Key = tuple[int, int]  # (collection position, chunk id)
 
 
+@dataclass(frozen=True)
+class SkippedCollection:
+    """A collection left out of a multi-collection search, and why ('is empty', 'is being built')."""
+
+    name: str
+    reason: str
+
+    @property
+    def message(self) -> str:
+        return f"collection '{self.name}' {self.reason}"
+
+
 @dataclass
 class _Candidates:
     dense: dict[Key, float]
@@ -26,10 +38,12 @@ class _Candidates:
 
 
 class Searcher:
-    def __init__(self, embedder: Embedder, collections: list[Collection], config: RetrievalConfig) -> None:
+    def __init__(self, embedder: Embedder, collections: list[Collection], config: RetrievalConfig,
+                 skipped: tuple[SkippedCollection, ...] = ()) -> None:
         self.embedder = embedder
         self.collections = collections
         self.config = config
+        self.skipped = skipped  # asked for but not searched (empty or being built); the caller may warn
         self._term_statistics: TermStatistics | None = None
 
     def term_statistics(self) -> TermStatistics:

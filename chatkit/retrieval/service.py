@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -14,6 +15,8 @@ from chatkit.types import Chunk
 if TYPE_CHECKING:
     from chatkit.retrieval.embedder import Embedder
     from chatkit.retrieval.searcher import Searcher
+
+log = logging.getLogger("chatkit.retrieval")
 
 _EMBEDDERS: dict[tuple[str, str, int], Embedder] = {}
 
@@ -50,25 +53,71 @@ def missing_hint(name: str) -> str:
     return f"build it with `chatkit index add PATH --collection {name}`"
 
 
-def open_collection_for_search(col: Collection, embedder: Embedder) -> Collection:
+def unusable_reason(col: Collection) -> str | None:
+    """Why `col` cannot be searched ('does not exist', 'is being built', 'is empty'), or None."""
     if not col.exists:
-        raise CollectionError(f"collection '{col.name}' does not exist", missing_hint(col.name))
+        return "does not exist"
     if col.store.counts()["chunks"] == 0:
-        raise CollectionError(f"collection '{col.name}' is empty", missing_hint(col.name))
+        # A first `index add` holds the writer lock until its first batch is stored.
+        return "is being built" if col.being_written() else "is empty"
+    return None
+
+
+def _unusable_error(name: str, reason: str) -> CollectionError:
+    if reason == "is being built":
+        return CollectionError(f"collection '{name}' is being built", "wait for its `chatkit index add` to finish, then ask again")
+    return CollectionError(f"collection '{name}' {reason}", missing_hint(name))
+
+
+def open_collection_for_search(col: Collection, embedder: Embedder) -> Collection:
+    reason = unusable_reason(col)
+    if reason is not None:
+        col.close()
+        raise _unusable_error(col.name, reason)
     col.check_embedder(embedder.key)
     col.load_indexes(embedder.dim, persist=True)
     return col
 
 
 def open_searcher(settings: Settings, paths: Paths, collections: list[str], embedder: Embedder | None = None) -> Searcher:
-    """A searcher over the named collections; a missing or empty one is a CollectionError."""
-    from chatkit.retrieval.searcher import Searcher
+    """A searcher over the named collections. A missing one is a CollectionError; so is an empty or
+    being-built one when it is the only one, else it is skipped (logged and listed in `Searcher.skipped`)."""
+    from chatkit.retrieval.searcher import Searcher, SkippedCollection
 
     if not collections:
         raise CollectionError("no collection to search", "build one with `chatkit index add PATH --collection NAME`")
+    cols = [collection(settings, paths, name) for name in dict.fromkeys(collections)]
+    reasons = [unusable_reason(col) for col in cols]
+    for col, reason in zip(cols, reasons, strict=True):
+        if reason == "does not exist":  # a typo, not a state: never skipped
+            _close_all(cols)
+            raise _unusable_error(col.name, reason)
+    skipped = tuple(SkippedCollection(col.name, reason) for col, reason in zip(cols, reasons, strict=True) if reason)
+    if len(skipped) == len(cols):
+        _close_all(cols)
+        if len(cols) == 1:
+            raise _unusable_error(skipped[0].name, skipped[0].reason)
+        raise CollectionError("no collection can be searched: " + "; ".join(s.message for s in skipped),
+                              "wait for running `chatkit index add` commands, or add documents to one of them")
     embedder = embedder or load_embedder(settings)
-    opened = [open_collection_for_search(collection(settings, paths, name), embedder) for name in collections]
-    return Searcher(embedder, opened, settings.retrieval)
+    opened: list[Collection] = []
+    try:
+        for col, reason in zip(cols, reasons, strict=True):
+            if reason is None:
+                opened.append(open_collection_for_search(col, embedder))
+            else:
+                col.close()
+    except BaseException:
+        _close_all(cols)
+        raise
+    for s in skipped:
+        log.warning("%s: searching the other collections without it", s.message)
+    return Searcher(embedder, opened, settings.retrieval, skipped=skipped)
+
+
+def _close_all(cols: list[Collection]) -> None:
+    for col in cols:
+        col.close()
 
 
 def open_searcher_at(settings: Settings, folder: Path, name: str, embedder: Embedder | None = None) -> Searcher:

@@ -25,6 +25,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from chatkit.config import Paths
 from chatkit.conversations import ConversationStore
 from chatkit.engine import ChatEngine
+from chatkit.server.compat import without_surrogates
 from chatkit.server.limits import BodyLimit, ModelGate, QueueFull, error_body, key_matches
 from chatkit.server.metrics import MetricsMiddleware, ServerMetrics
 from chatkit.server.schemas import (
@@ -50,6 +51,10 @@ from chatkit.server.service import ApiError, ChatJob, ChatService, Finished, api
 POLL_S = 0.2  # how often a waiting non-streamed request checks that its client is still there
 PROTECTED = ("/v1/", "/metrics")
 MAX_EMBED_INPUTS = 256
+# What one /v1/embeddings request may cost: tokens the embedder reads, each text counting up to the
+# embedder's own limit (it truncates there): 32 full-length texts, or 256 of a sentence or two; about
+# 8 s on two busy CPU cores (256 texts of 700 words, unbounded, took 69 s).
+MAX_EMBED_TOKENS = 8_192
 
 
 class ClientGone(Exception):
@@ -115,6 +120,9 @@ def create_app(engine: ChatEngine, store: ConversationStore, paths: Paths | None
     key = settings.server.api_key if api_key is None else api_key
     metrics = ServerMetrics()
     gate = ModelGate(settings.server.queue_size if queue_size is None else queue_size)
+    # Embeddings have their own thread and queue: a long batch never holds up an answer (the embedder
+    # itself is shared, locked a few texts at a time, so retrieval waits at most one small group).
+    embed_gate = ModelGate(settings.server.queue_size if queue_size is None else queue_size, name="chatkit-embed")
     service = ChatService(engine, store, paths, metrics, collections)
     runs: set[threading.Event] = set()
 
@@ -124,11 +132,12 @@ def create_app(engine: ChatEngine, store: ConversationStore, paths: Paths | None
         for cancel in list(runs):  # stopping: let running answers end at their next token
             cancel.set()
         gate.close()
+        embed_gate.close()
 
     app = FastAPI(title="chatkit", version=_version(), lifespan=lifespan, docs_url=None, redoc_url=None,
                   description="OpenAI-compatible chat completions with retrieval and sources, plus embeddings, "
                               "search, feedback, health and Prometheus metrics.")
-    app.state.service, app.state.gate, app.state.metrics = service, gate, metrics
+    app.state.service, app.state.gate, app.state.embed_gate, app.state.metrics = service, gate, embed_gate, metrics
     # Declared in the OpenAPI schema only when this server has a key (AuthMiddleware does the checking).
     guard = [Security(HTTPBearer(auto_error=False, description="the server's API key"))] if key else []
     errors: dict[int | str, dict[str, Any]] = {code: {"model": ErrorResponse} for code in (400, 401, 404, 413, 503)}
@@ -157,9 +166,9 @@ def create_app(engine: ChatEngine, store: ConversationStore, paths: Paths | None
                              f"{exc.retry_after} s", "queue_full", type_="server_error",
                         headers={"Retry-After": str(exc.retry_after)})
 
-    async def on_model(fn: Callable[..., Any], *args: Any) -> Any:
+    async def on_model(fn: Callable[..., Any], *args: Any, on: ModelGate = gate) -> Any:
         try:
-            future = gate.submit(fn, *args)
+            future = on.submit(fn, *args)
         except QueueFull as exc:
             raise busy(exc) from None
         metrics.queue.set(gate.admitted)
@@ -221,7 +230,8 @@ def create_app(engine: ChatEngine, store: ConversationStore, paths: Paths | None
             created = int(time.time())
             if body.stream:
                 handed_over = True
-                return StreamingResponse(_sse(run, body.model, completion_id, created, conv, idx),
+                usage_chunk = bool(body.stream_options and body.stream_options.include_usage)
+                return StreamingResponse(_sse(run, body.model, completion_id, created, conv, idx, usage_chunk),
                                          media_type="text/event-stream",
                                          headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
             pieces: list[str] = []
@@ -241,10 +251,12 @@ def create_app(engine: ChatEngine, store: ConversationStore, paths: Paths | None
                 runs.discard(job.cancel)
             metrics.queue.set(gate.admitted)
 
-    async def _sse(run: ChatRun, model: str, completion_id: str, created: int, conv: int, idx: int) -> AsyncIterator[str]:
-        def chunk(delta: dict[str, Any], finish: str | None = None, **extra: Any) -> str:
+    async def _sse(run: ChatRun, model: str, completion_id: str, created: int, conv: int, idx: int,
+                   usage_chunk: bool = False) -> AsyncIterator[str]:
+        def chunk(delta: dict[str, Any] | None, finish: str | None = None, **extra: Any) -> str:
+            choices = [] if delta is None else [{"index": 0, "delta": delta, "finish_reason": finish}]
             data = {"id": completion_id, "object": "chat.completion.chunk", "created": created, "model": model,
-                    "choices": [{"index": 0, "delta": delta, "finish_reason": finish}], **extra}
+                    "choices": choices, **extra}
             return f"data: {json.dumps(data)}\n\n"
 
         try:
@@ -256,6 +268,8 @@ def create_app(engine: ChatEngine, store: ConversationStore, paths: Paths | None
                 elif kind == "done":
                     f: Finished = payload
                     yield chunk({}, f.finish_reason, **_extras(f), usage=_usage(f).model_dump())
+                    if usage_chunk:  # stream_options.include_usage: OpenAI's last chunk, usage and no choices
+                        yield chunk(None, usage=_usage(f).model_dump())
                     break
                 elif kind in ("failed", "error"):
                     err: ApiError = payload
@@ -275,7 +289,7 @@ def create_app(engine: ChatEngine, store: ConversationStore, paths: Paths | None
             raise ApiError(400, "'input' is empty: send a text or a list of texts", "empty_input", "input")
         if len(texts) > MAX_EMBED_INPUTS:
             raise ApiError(400, f"'input' has {len(texts)} texts; at most {MAX_EMBED_INPUTS} per request", "too_many_inputs", "input")
-        vectors, tokens = await on_model(service.embed, texts, body.encoding_format)
+        vectors, tokens = await on_model(service.embed, texts, body.encoding_format, MAX_EMBED_TOKENS, on=embed_gate)
         return EmbeddingList(data=[Embedding(index=i, embedding=v) for i, v in enumerate(vectors)],
                              model=service.embedder_name, usage=Usage(prompt_tokens=tokens, total_tokens=tokens))
 
@@ -284,6 +298,7 @@ def create_app(engine: ChatEngine, store: ConversationStore, paths: Paths | None
                      k: int | None = Query(None, ge=1, le=100, description="number of hits (default retrieval.k)"),
                      mode: str | None = Query(None, pattern="^(dense|bm25|hybrid)$")) -> SearchResult:
         """Ranked passages from the server's collections, like `chatkit search`."""
+        q = without_surrogates(q)
         if not q.strip():
             raise ApiError(400, "the query 'q' is blank", "empty_query", "q")
         hits = await on_model(service.search, q, k or settings.retrieval.k, mode)

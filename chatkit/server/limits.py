@@ -130,12 +130,13 @@ class ModelGate:
 
     At most 1 + `queue_size` jobs are admitted (the running one and those waiting); `submit` refuses
     more with QueueFull, which the app answers with 503 and a Retry-After estimate. Everything that
-    touches the engine, searcher or embedder goes through here, so none of them is used by two
-    threads at once, and the event loop never blocks on the model."""
+    touches the engine and searcher goes through the app's model gate, so neither is used by two
+    threads at once, and the event loop never blocks on the model; /v1/embeddings has a gate of its
+    own (the embedder locks itself)."""
 
-    def __init__(self, queue_size: int) -> None:
+    def __init__(self, queue_size: int, name: str = "chatkit-model") -> None:
         self.queue_size = max(0, queue_size)
-        self._executor = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="chatkit-model")
+        self._executor = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix=name)
         self._lock = threading.Lock()
         self._admitted = 0
         self._avg_s: float | None = None  # running mean job time, for Retry-After

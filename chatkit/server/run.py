@@ -47,6 +47,9 @@ def serve(settings: Settings, paths: Paths, collections: Sequence[str] | None = 
         engine.use_adapter(adapter)
     store = ConversationStore(paths.conversations_db)
     names = list(collections or settings.engine.collections)
+    for skipped in getattr(engine.searcher, "skipped", ()):
+        say(f"warning: {skipped.message}; serving without it (restart once it has documents)")
+        names.remove(skipped.name)
     # Loaded before the app: loading installs and promotes shipped adapters, which the server's default follows.
     model_id = engine.generator.model_id
     app = create_app(engine, store, paths, collections=names)

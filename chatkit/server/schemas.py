@@ -6,11 +6,16 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
+
+from chatkit.server.compat import without_surrogates
 
 MAX_ID = 2**53  # JSON-safe; far past any conversation count
 
-StopText = Annotated[str, Field(min_length=1, max_length=200)]
+# Every text a client sends is this type: a lone surrogate ("\\ud800" in JSON) becomes U+FFFD here, at
+# the edge, so no store, tokenizer or response writer ever meets a string UTF-8 cannot encode.
+Text = Annotated[str, BeforeValidator(without_surrogates)]
+StopText = Annotated[Text, Field(min_length=1, max_length=200)]
 
 # Request fields are strict: `true` is not the number 1 and "5" is not 5, as the schema says.
 
@@ -18,13 +23,13 @@ StopText = Annotated[str, Field(min_length=1, max_length=200)]
 class TextPart(BaseModel):
     model_config = ConfigDict(extra="ignore")
     type: Literal["text"]
-    text: str
+    text: Text
 
 
 class ChatMessage(BaseModel):
     model_config = ConfigDict(extra="ignore")
     role: Literal["system", "developer", "user", "assistant", "tool"]
-    content: str | list[TextPart] | None = None
+    content: Text | list[TextPart] | None = None
 
     def text(self) -> str:
         if self.content is None:
@@ -34,11 +39,19 @@ class ChatMessage(BaseModel):
         return "\n".join(p.text for p in self.content)
 
 
+class StreamOptions(BaseModel):
+    model_config = ConfigDict(extra="allow")  # other keys are refused by name (compat.unsupported)
+    include_usage: bool | None = Field(None, strict=True)
+
+
 class ChatCompletionRequest(BaseModel):
-    """OpenAI's chat-completions request. Sampling fields are honoured; unknown fields are ignored."""
+    """OpenAI's chat-completions request. Sampling fields, `stop` and `max_tokens` are honoured in every
+    answer style; OpenAI parameters chatkit cannot honour (penalties, logprobs, tools, ...) are refused
+    with a 400 naming them when set to anything but their defaults (chatkit/server/compat.py); fields
+    OpenAI does not define are ignored."""
 
     model_config = ConfigDict(extra="ignore")
-    model: str = Field("chatkit", max_length=200, description="'chatkit' (the default adapter), 'base', or an adapter name from GET /v1/models")
+    model: Text = Field("chatkit", max_length=200, description="'chatkit' (the default adapter), 'base', or an adapter name from GET /v1/models")
     # minItems is declared, but checked by the route so an empty list gets a clear message.
     messages: list[ChatMessage] = Field(..., max_length=1000, json_schema_extra={"minItems": 1},
                                         description="the last user message is the question; earlier user/assistant pairs are the history")
@@ -50,8 +63,29 @@ class ChatCompletionRequest(BaseModel):
     seed: int | None = Field(None, ge=0, le=2**31 - 1, strict=True)
     stop: StopText | Annotated[list[StopText], Field(max_length=4)] | None = Field(
         None, description="up to 4 strings; the answer ends before the first one it would contain")
-    n: int | None = Field(None, ge=1, le=1, strict=True, description="only one choice is generated")
-    user: str | None = Field(None, max_length=256)
+    n: int | None = Field(None, ge=1, le=128, strict=True, description="1: one choice is generated (more are refused)")
+    user: Text | None = Field(None, max_length=256, description="accepted; no effect")
+    stream_options: StreamOptions | None = Field(None, description="with stream=true: include_usage sends a last chunk with usage and no choices")
+    metadata: dict[str, Any] | None = Field(None, description="accepted; no effect")
+    service_tier: str | None = Field(None, max_length=100, description="accepted; no effect")
+    # Refused when set to anything but their defaults (400 naming the parameter):
+    presence_penalty: float | None = Field(None, ge=-2.0, le=2.0, strict=True, description="0 only")
+    frequency_penalty: float | None = Field(None, ge=-2.0, le=2.0, strict=True, description="0 only")
+    logprobs: bool | None = Field(None, strict=True, description="false only")
+    top_logprobs: int | None = Field(None, ge=0, le=20, strict=True, description="0 only")
+    logit_bias: dict[str, Any] | None = Field(None, description="empty only")
+    response_format: dict[str, Any] | None = Field(None, description="{'type': 'text'} only")
+    tools: list[Any] | None = Field(None, description="empty only")
+    tool_choice: str | dict[str, Any] | None = Field(None, description="'none' or 'auto' (with no tools) only")
+    functions: list[Any] | None = Field(None, description="empty only")
+    function_call: str | dict[str, Any] | None = Field(None, description="'none' or 'auto' only")
+    parallel_tool_calls: bool | None = Field(None, strict=True, description="accepted; no effect (tools are refused)")
+    modalities: list[str] | None = Field(None, description="['text'] only")
+    audio: dict[str, Any] | None = Field(None, description="not supported")
+    prediction: dict[str, Any] | None = Field(None, description="not supported")
+    reasoning_effort: str | None = Field(None, description="not supported")
+    web_search_options: dict[str, Any] | None = Field(None, description="not supported")
+    store: bool | None = Field(None, strict=True, description="true only: every turn is stored")
     # chatkit's extras
     conversation_id: int | None = Field(None, ge=1, le=MAX_ID, strict=True, description="continue this stored conversation (its turns are the history when messages holds only the question)")
     rag: bool = Field(True, strict=True, description="answer from retrieved passages with citations (false: plain chat with the model)")
@@ -118,7 +152,7 @@ class ModelList(BaseModel):
 
 class EmbeddingRequest(BaseModel):
     model_config = ConfigDict(extra="ignore")
-    input: str | Annotated[list[str], Field(min_length=1, max_length=256)] = Field(..., description="a text or 1 to 256 texts")
+    input: Text | Annotated[list[Text], Field(min_length=1, max_length=256)] = Field(..., description="a text or 1 to 256 texts")
     model: str | None = Field(None, max_length=200, description="ignored: the server has one embedder")
     encoding_format: Literal["float", "base64"] = "float"
 
@@ -145,7 +179,7 @@ class FeedbackRequest(BaseModel):
     conversation_id: int = Field(..., ge=1, le=MAX_ID, strict=True)
     turn: int = Field(..., ge=0, le=MAX_ID, strict=True, description="the turn number the chat response returned")
     rating: Literal[1, -1] = Field(..., description="+1 good, -1 bad")
-    comment: str = Field("", max_length=2000)
+    comment: Text = Field("", max_length=2000)
 
     @field_validator("rating", mode="before")
     @classmethod
@@ -184,4 +218,4 @@ class ErrorResponse(BaseModel):
 
 def error_json(message: str, type_: str = "invalid_request_error", code: str | None = None,
                param: str | None = None) -> dict[str, Any]:
-    return {"error": {"message": message, "type": type_, "param": param, "code": code}}
+    return {"error": {"message": without_surrogates(message), "type": type_, "param": param, "code": code}}

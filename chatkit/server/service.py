@@ -17,12 +17,14 @@ from chatkit.conversations import ConversationStore, hits_from_passages
 from chatkit.engine import ChatEngine, ChatOptions
 from chatkit.errors import AdapterError, ChatkitError, CollectionError, InputError
 from chatkit.recording import TurnRecording
+from chatkit.server.compat import unsupported
 from chatkit.server.metrics import ServerMetrics
 from chatkit.server.schemas import ChatCompletionRequest, Source
 from chatkit.types import Answer, Hit, Turn
 
 log = logging.getLogger("chatkit.server")
 
+EMBED_GROUP = 8
 CHATKIT_MODEL = "chatkit"  # the server's default: the adapter it started with (promoted, --adapter, or base)
 
 
@@ -135,6 +137,9 @@ class ChatService:
 
     def prepare(self, req: ChatCompletionRequest) -> ChatJob:
         """Check a request and split it into question and history (the model is warm: `serve` loads it first)."""
+        refused = unsupported(req)
+        if refused is not None:
+            raise ApiError(400, refused[1], "unsupported_parameter", refused[0])
         if not req.messages:
             raise ApiError(400, "'messages' is empty: send at least one user message", "empty_messages", "messages")
         chat = [m for m in req.messages if m.role in ("user", "assistant")]
@@ -221,7 +226,8 @@ class ChatService:
     def _finished(self, job: ChatJob, answer: Answer, conv: int, idx: int, error: str) -> Finished:
         t = answer.timings
         completion = int(t.get("new_tokens", 0)) or self._count(answer.text)
-        length = bool(t.get("cut")) or bool(t.get("stopped_at_length"))
+        # A fallback answer replaced the generated text: only its own cut counts.
+        length = bool(t.get("cut")) or (bool(t.get("stopped_at_length")) and not t.get("fallback"))
         return Finished(answer, conv, idx, int(t.get("prompt_tokens", 0)), completion, "length" if length else "stop", error)
 
     def _count(self, text: str) -> int:
@@ -242,13 +248,21 @@ class ChatService:
     def search(self, query: str, k: int, mode: str | None) -> list[Source]:
         return source_list(self.engine.searcher.search(query, k=k, mode=mode))
 
-    def embed(self, texts: list[str], encoding: str) -> tuple[list[list[float] | str], int]:
+    def embed(self, texts: list[str], encoding: str, max_tokens: int) -> tuple[list[list[float] | str], int]:
+        """Vectors for `texts` (on the embeddings thread), refused before any model work when reading
+        them would cost more than `max_tokens` (each text counts up to the embedder's truncation)."""
         import numpy as np
 
         embedder = self.engine.searcher.embedder
-        vecs = embedder.encode(texts)
-        counter = getattr(embedder, "count_tokens_batch", None)
-        tokens = int(sum(counter(texts))) if callable(counter) else 0
+        counts = embedder.count_tokens_batch(texts)
+        cost = sum(min(n, embedder.max_tokens) for n in counts)
+        if cost > max_tokens:
+            raise ApiError(400, f"'input' is {cost} tokens to embed (each text counts up to {embedder.max_tokens}, where the "
+                                f"embedder truncates); at most {max_tokens} per request: send fewer or shorter texts",
+                           "too_many_tokens", "input")
+        # A few texts per turn of the embedder's lock: a chat's retrieval waits for one group, not the batch.
+        vecs = embedder.encode(texts, group=EMBED_GROUP)
+        tokens = int(sum(counts))
         if encoding == "base64":
             return [base64.b64encode(np.asarray(v, dtype="<f4").tobytes()).decode("ascii") for v in vecs], tokens
         return [[float(x) for x in v] for v in vecs], tokens

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import hashlib
-import json
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from chatkit.errors import DataError, InputError
+from chatkit.errors import DataError
+from chatkit.inputs import json_lines, require_input_file
 from chatkit.training.formats import Row, RowError, normalise
 
 
@@ -29,29 +29,26 @@ class LoadedFile:
         return f"line {line}: {msg}"
 
 
+HINT = "check the path; `chatkit conversations export --out FILE` writes one"
+
+
 def require_file(path: Path) -> None:
-    if not path.is_file():
-        raise InputError(f"training file not found: {path}", "check the path; `chatkit conversations export --out FILE` writes one")
+    require_input_file(path, "training file", HINT)
 
 
 def load_file(path: Path) -> LoadedFile:
     """Parse every line; bad rows are collected, not raised, so one run reports them all."""
     require_file(path)
-    raw = path.read_bytes()
-    out = LoadedFile(path, sha256=hashlib.sha256(raw).hexdigest())
+    sha = hashlib.sha256()
+    with path.open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            sha.update(block)
+    out = LoadedFile(path, sha256=sha.hexdigest())
     seen: set[tuple[tuple[str, str], ...]] = set()
-    for n, line in enumerate(raw.split(b"\n"), start=1):
-        if not line.strip():
-            continue
-        try:
-            text = line.decode("utf-8")
-        except UnicodeDecodeError:
-            out.errors.append((n, "not UTF-8 text"))
-            continue
-        try:
-            obj = json.loads(text)
-        except json.JSONDecodeError as exc:
-            out.errors.append((n, f"bad JSON: {exc.msg} (column {exc.colno})"))
+    for parsed in json_lines(path, "training file", HINT):
+        n, obj = parsed.line, parsed.value
+        if parsed.error:
+            out.errors.append((n, parsed.error))
             continue
         try:
             row = normalise(obj, n)

@@ -20,8 +20,9 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from chatkit.corpus.sentences import split_sentences
-from chatkit.errors import DataError, InputError
+from chatkit.errors import DataError
 from chatkit.extractive import evidence_passages
+from chatkit.inputs import read_jsonl
 from chatkit.prompting import ABSTAIN_TEXT, SYSTEM_PROMPT, Passage, user_message
 from chatkit.training.synth_items import Item, all_candidates, content_words
 from chatkit.training.synth_questions import definition_question, heading_question, lower_first, normalize
@@ -234,15 +235,7 @@ def exclusion_set(files: Sequence[Path]) -> set[str]:
     """Normalized questions of QA or conversation files, so evaluation questions never leak into training."""
     out: set[str] = set()
     for path in files:
-        if not path.is_file():
-            raise InputError(f"--exclude file not found: {path}", "pass a QA or conversation JSONL file")
-        for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError:
-                raise DataError(f"{path} line {n}: not valid JSON", "fix or remove the line") from None
+        for _, row in read_jsonl(path, "--exclude file", "pass a QA or conversation JSONL file"):
             if isinstance(row, dict) and isinstance(row.get("question"), str):
                 out.add(normalize(row["question"]))
             for m in row.get("messages", []) if isinstance(row, dict) else []:
