@@ -285,7 +285,7 @@ def test_index_status_of_an_unknown_collection_says_so(tmp_path: Path, capsys: p
 # --- terminal escape injection ---------------------------------------------------------------------------
 
 def test_printable_strips_escapes_controls_and_bidi() -> None:
-    from chatkit.cli.terminal_text import printable
+    from chatkit.terminal_text import printable
 
     assert printable(ESCAPES) == "Hi red1m gnp.exe end"
     assert printable("a\tb\nc\rd") == "a\tb\ncd" and printable("a\tb\nc", one_line=True) == "a b c"

@@ -90,3 +90,20 @@ def test_chat_verb_is_registered() -> None:
     assert result.returncode == 0 and "--conversation ID" in result.stdout and "--adapter" in result.stdout
     result = run_cli("chat", "--new", "--conversation", "3")
     assert result.returncode == 2 and "not allowed with argument" in result.stderr
+
+
+def test_passages_and_titles_shown_in_the_tui_carry_no_escape_sequences() -> None:
+    from textual.widgets import Label
+
+    from chatkit.conversations import ConversationInfo
+    from chatkit.tui.widgets.sidebar import ConversationItem
+    from chatkit.tui.widgets.sources import passage_content
+
+    evil = "LoRA\x1b]0;pwned\x07 \x1b[2J\u202etxt.exe"
+    chunk = Chunk("notes/lora", 0, f"body {evil}", evil, (evil,), 0, 0, source=evil)
+    shown = passage_content(Hit(chunk, 1.0, 1), 1, "lora").plain
+    assert "\x1b" not in shown and "\u202e" not in shown and "pwned" not in shown and "LoRA" in shown
+    label = ConversationItem(ConversationInfo(1, evil, 0.0, 0.0, 2))._pending_children[0]
+    assert isinstance(label, Label)
+    title = str(label.render())
+    assert "\x1b" not in title and "\u202e" not in title and "LoRA" in title

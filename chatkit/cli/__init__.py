@@ -27,8 +27,8 @@ from chatkit.cli import (
     eval as eval_verbs,
 )
 from chatkit.cli.context import Context
-from chatkit.cli.terminal_text import printable
 from chatkit.errors import ChatkitError
+from chatkit.terminal_text import printable
 
 # In the order `chatkit --help` lists them: the stages a user goes through, then the tools.
 VERBS = (index, search, ask, chat, conversations, data, train, adapters, eval_verbs, serve, stats, doctor, config)

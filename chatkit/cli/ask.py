@@ -12,7 +12,7 @@ from types import FrameType
 from typing import TYPE_CHECKING, Any
 
 from chatkit.cli import argtypes
-from chatkit.cli.terminal_text import markup_safe, printable
+from chatkit.terminal_text import markup_safe, printable
 
 if TYPE_CHECKING:
     from chatkit.cli.context import Context, Subparsers

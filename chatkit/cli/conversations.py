@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 
 from chatkit.cli import argtypes
 from chatkit.cli.paths import writable_output
-from chatkit.cli.terminal_text import markup_safe, printable
+from chatkit.terminal_text import markup_safe, printable
 
 if TYPE_CHECKING:
     from chatkit.cli.context import Context, Subparsers

@@ -8,7 +8,7 @@ import re
 from typing import TYPE_CHECKING, Any
 
 from chatkit.cli import argtypes
-from chatkit.cli.terminal_text import printable
+from chatkit.terminal_text import printable
 
 if TYPE_CHECKING:
     from rich.console import Console

@@ -7,7 +7,7 @@ import json
 from typing import TYPE_CHECKING
 
 from chatkit.cli.paths import writable_output
-from chatkit.cli.terminal_text import markup_safe
+from chatkit.terminal_text import markup_safe
 
 if TYPE_CHECKING:
     from chatkit.cli.context import Context, Subparsers

@@ -140,7 +140,7 @@ class RichTrainingProgress:
 
 
 def print_report(console: Console, report: Report) -> None:
-    from chatkit.cli.terminal_text import markup_safe
+    from chatkit.terminal_text import markup_safe
     from chatkit.training.prepare import lines_text
 
     loaded, p = report.loaded, report.prepared

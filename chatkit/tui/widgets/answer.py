@@ -9,13 +9,14 @@ from textual.message import Message
 from textual.widgets import Markdown, Static
 from textual.widgets.markdown import MarkdownStream
 
+from chatkit.terminal_text import printable
 from chatkit.tui.citations import cited_number, linkify
 from chatkit.tui.session import TurnRecord
 
 
 class QuestionView(Static):
     def __init__(self, question: str) -> None:
-        super().__init__(Content(question), classes="question")
+        super().__init__(Content(printable(question)), classes="question")
 
 
 class AnswerView(Vertical, can_focus=True):
@@ -73,7 +74,7 @@ class AnswerView(Vertical, can_focus=True):
     async def write(self, text: str) -> None:
         if self.stream is not None:
             self.tokens_seen += 1
-            await self.stream.write(text)
+            await self.stream.write(printable(text))
 
     def show_retrieval(self) -> None:
         n = len(self.record.hits)
@@ -93,7 +94,7 @@ class AnswerView(Vertical, can_focus=True):
         text = r.answer or ("*(no answer)*" if r.complete else "")
         if not r.complete:
             text += "\n\n*⏹ stopped: partial answer*"
-        self.body.update(linkify(text, len(r.hits)))
+        self.body.update(linkify(printable(text), len(r.hits)))
         self.update_meta()
 
     def update_meta(self) -> None:

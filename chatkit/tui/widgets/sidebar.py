@@ -11,13 +11,14 @@ from textual.message import Message
 from textual.widgets import Input, Label, ListItem, ListView
 
 from chatkit.conversations import ConversationInfo
+from chatkit.terminal_text import printable
 
 
 class ConversationItem(ListItem):
     def __init__(self, info: ConversationInfo) -> None:
         when = time.strftime("%d %b %H:%M", time.localtime(info.updated))
         turns = f"{info.turns} turn" + ("" if info.turns == 1 else "s")
-        label = Content.from_markup("$title\n[dim]$when · $turns[/]", title=info.title[:60], when=when, turns=turns)
+        label = Content.from_markup("$title\n[dim]$when · $turns[/]", title=printable(info.title, one_line=True)[:60], when=when, turns=turns)
         super().__init__(Label(label))
         self.info = info
 

@@ -10,6 +10,7 @@ from textual.content import Content
 from textual.widgets import Label, OptionList, Static
 from textual.widgets.option_list import Option
 
+from chatkit.terminal_text import printable
 from chatkit.tui.highlight import matching_spans
 from chatkit.tui.session import TurnRecord
 from chatkit.types import Hit
@@ -32,10 +33,10 @@ def reflow(text: str) -> str:
 
 def passage_content(hit: Hit, n: int, question: str) -> Content:
     chunk = hit.chunk
-    head = Content.from_markup("[b]\\[$n] $title[/b]\n", n=n, title=chunk.title or chunk.doc_id)
-    where = Content.from_markup("[dim]$source[/]\n", source=chunk.source or chunk.doc_id)
-    heading = Content.from_markup("[i]$h[/i]\n", h=chunk.heading) if chunk.heading else Content("")
-    body = reflow(chunk.text)
+    head = Content.from_markup("[b]\\[$n] $title[/b]\n", n=n, title=printable(chunk.title or chunk.doc_id, one_line=True))
+    where = Content.from_markup("[dim]$source[/]\n", source=printable(chunk.source or chunk.doc_id, one_line=True))
+    heading = Content.from_markup("[i]$h[/i]\n", h=printable(chunk.heading, one_line=True)) if chunk.heading else Content("")
+    body = reflow(printable(chunk.text))
     text = Content(body)
     for start, end in matching_spans(body, question):
         text = text.stylize("bold reverse", start, end)
@@ -62,7 +63,7 @@ class SourcesPane(Vertical):
         cited = set(record.cited)
         for i, hit in enumerate(record.hits, start=1):
             mark = "•" if i in cited else " "
-            label = Content.from_markup(f"{mark}\\[$i] $t", i=i, t=(hit.chunk.title or hit.chunk.doc_id)[:50])
+            label = Content.from_markup(f"{mark}\\[$i] $t", i=i, t=printable(hit.chunk.title or hit.chunk.doc_id, one_line=True)[:50])
             options.add_option(Option(label, id=str(i)))
         title = "Closest sources (not used)" if record.abstained else "Sources"
         self.query_one("#sources-title", Label).update(title)
