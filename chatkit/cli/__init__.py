@@ -78,8 +78,11 @@ TEXT_ARGUMENTS = ("question", "query", "search", "comment", "name", "collection"
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        parser = build_parser()
+        args = parser.parse_args(argv)
+    except KeyboardInterrupt:
+        fail("interrupted", 130)
     if not getattr(args, "func", None):
         parser.print_help()
         sys.exit(2 if argv is None and len(sys.argv) > 1 else 0)
