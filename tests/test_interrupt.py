@@ -63,4 +63,5 @@ def test_an_interrupted_ask_keeps_its_partial_answer(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_every_verb_survives_signals(tmp_path: Path) -> None:
-    check(harness(["index-add", "train-sft", "data-synth", "convert", "chat"], n=2, seed=1, work=tmp_path))
+    # One kill per verb keeps CI in budget; `python scripts/kill_harness.py` (N=20, every signal) is the full run.
+    check(harness(["index-add", "train-sft", "data-synth", "convert", "chat"], n=1, seed=1, work=tmp_path))
