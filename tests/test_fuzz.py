@@ -21,10 +21,10 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from chatkit.cli import main
-from chatkit.config import Paths, Settings, load_settings
+from chatkit.config import Settings
 from scripts.kill_harness import integrity_failures
 from tests.test_engine import DOCS
-from tests.test_server import engine, kb_home, make_app  # noqa: F401 - the server's fixtures, shared
+from tests.test_server import engine, kb_home, make_app, notes_home  # noqa: F401 - the server's fixtures, shared
 
 # The `slow` runs (CI included): 40 examples each keeps CI in budget; CHATKIT_FUZZ_EXAMPLES=1000 for a long hunt.
 SLOW_EXAMPLES = int(os.environ.get("CHATKIT_FUZZ_EXAMPLES", "40"))
@@ -85,17 +85,8 @@ def _no_progress_bars() -> None:
 
 @pytest.fixture(scope="module")
 def fuzz_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A data dir with one small collection, 'notes' (the engine tests' documents)."""
-    from chatkit.indexing import ensure_collection
-
-    root = tmp_path_factory.mktemp("fuzz-kb")
-    folder = root / "notes"
-    folder.mkdir()
-    for name, text in DOCS.items():
-        (folder / name).write_text(text)
-    home = root / "home"
-    ensure_collection(load_settings(), Paths(home).ensure(), "notes", folder)
-    return home
+    """A data dir of its own (the documents test adds to it) with one small collection, 'notes'."""
+    return notes_home(tmp_path_factory.mktemp("fuzz-kb"), DOCS)
 
 
 # --- building blocks ------------------------------------------------------------------------------

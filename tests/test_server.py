@@ -38,12 +38,16 @@ DOCS = {
 
 @pytest.fixture(scope="session")  # session: tests/test_server_compat.py shares it
 def kb_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return notes_home(tmp_path_factory.mktemp("serve-kb"), DOCS)
+
+
+def notes_home(root: Path, docs: dict[str, str]) -> Path:
+    """A data dir under `root` with one collection, 'notes', of `docs` (file name -> text)."""
     from chatkit.indexing import ensure_collection
 
-    root = tmp_path_factory.mktemp("serve-kb")
     folder = root / "notes"
     folder.mkdir()
-    for name, text in DOCS.items():
+    for name, text in docs.items():
         (folder / name).write_text(text)
     home = root / "home"
     ensure_collection(load_settings(), Paths(home).ensure(), "notes", folder)
