@@ -315,3 +315,22 @@ def test_search_and_ask_print_titles_without_control_characters(notes_home: Path
         code, out, err = run_main(["--home", str(notes_home), *argv, "--collection", "notes"], capsys)
         assert code == 0, err
         assert "LoRA" in out and "evil" in out and not controls_in(out), (argv, out)
+
+
+# --- found by the longer fuzz run ------------------------------------------------------------------------
+
+
+def test_a_usage_mistake_is_one_line_not_the_usage_block(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = run_main(["--home", str(tmp_path), "--set", "-=0", "config", "show"], capsys)
+    assert code == 2 and "--set" in one_error_line(err) and "--help" in err
+    code, _, err = run_main(["ask", "-k", "-1", "hi"], capsys)
+    assert code == 2 and "argument -k" in one_error_line(err)
+
+
+def test_an_error_quoting_a_newline_stays_one_line(tmp_path: Path, tiny_model_dir: Path,
+                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    rows = tmp_path / "train.jsonl"
+    rows.write_text(json.dumps({"\n": 1}) + "\n")
+    code, _, err = run_main(["--home", str(tmp_path), "--set", f"models.dialogue={tiny_model_dir}",
+                             "train", "validate", str(rows)], capsys)
+    assert code == 1 and "unknown row format" in one_error_line(err)

@@ -8,6 +8,7 @@ import os
 import sys
 import warnings
 from collections.abc import Sequence
+from typing import NoReturn
 
 from chatkit.cli import (
     adapters,
@@ -34,6 +35,14 @@ from chatkit.terminal_text import printable
 VERBS = (index, search, ask, chat, conversations, data, train, adapters, eval_verbs, serve, stats, doctor, config)
 
 
+class CommandLineParser(argparse.ArgumentParser):
+    """Usage mistakes are one line like every other error (argparse would print the whole usage block first);
+    the verbs' parsers are made by `add_subparsers`, so they are of this class too."""
+
+    def error(self, message: str) -> NoReturn:
+        fail(f"error: {message} (hint: `{self.prog} --help` shows the usage)", 2)
+
+
 def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     g = common.add_argument_group("global options")
@@ -41,7 +50,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--config", metavar="FILE", action="append", default=argparse.SUPPRESS, help="YAML config file (repeatable)")
     g.add_argument("--set", metavar="KEY=VALUE", action="append", dest="overrides", default=argparse.SUPPRESS, help="override one config key, e.g. --set retrieval.k=8 (repeatable)")
     g.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="show tracebacks and library warnings")
-    parser = argparse.ArgumentParser(
+    parser = CommandLineParser(
         prog="chatkit",
         parents=[common],
         description="An offline domain assistant: index documents, ask and chat with citations, fine-tune, evaluate.",
@@ -134,10 +143,10 @@ def unexpected(exc: BaseException) -> str:
     return f"{what}: {lines[0]}" if lines else what
 
 
-def fail(line: str, code: int) -> None:
+def fail(line: str, code: int) -> NoReturn:
     """One line on stderr, then exit: a message quoting user text prints no escape sequence and never fails to encode."""
     with contextlib.suppress(OSError, ValueError):  # stderr closed or gone: the exit code still says it
-        print(printable(line), file=sys.stderr)
+        print(printable(line, one_line=True), file=sys.stderr)
     sys.exit(code)
 
 
