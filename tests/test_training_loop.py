@@ -86,7 +86,31 @@ def test_ask_rate_export_validate_train_load(tiny_model_dir: Path, tmp_path: Pat
     assert isinstance(text, str) and text.strip()
 
 
-def test_ctrl_c_saves_a_checkpoint_and_resume_finishes(tiny_model_dir: Path, tmp_path: Path) -> None:
+def test_a_run_killed_before_its_first_checkpoint_resumes_from_the_start(tiny_model_dir: Path, tmp_path: Path) -> None:
+    """Found by the kill harness: `--resume` refused such a run ("no checkpoint to resume")."""
+    home = Path(os.environ["CHATKIT_HOME"])
+    data = tmp_path / "d.jsonl"
+    data.write_text("\n".join(json.dumps({"messages": [{"role": "user", "content": f"Question {i}?"},
+                                                       {"role": "assistant", "content": f"Answer {i}."}]}) for i in range(8)) + "\n")
+    args = ["--set", f"models.dialogue={tiny_model_dir}", "--set", "training.batch_size=2", "train", "sft", "--data", str(data),
+            "--name", "r2"]
+    proc = subprocess.Popen([sys.executable, "-m", "chatkit", *args, "--max-steps", "100000"], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    run_file = runs.runs_dir(Paths(home)) / "r2" / runs.RUN_FILE
+    deadline = time.time() + 240
+    while not run_file.exists() and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.05)
+    proc.kill()
+    proc.communicate(timeout=60)
+    assert run_file.exists() and runs.last_checkpoint(run_file.parent) is None
+    r = run_cli(*args, "--resume", "--max-steps", "2", "--json")
+    assert r.returncode == 0, r.stderr
+    assert "starting it from the beginning" in " ".join(r.stderr.split())
+    assert registry.get_adapter(Paths(home), "r2").meta["metrics"]["steps"] == 2
+
+
+@pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM])
+def test_ctrl_c_saves_a_checkpoint_and_resume_finishes(stop: signal.Signals, tiny_model_dir: Path, tmp_path: Path) -> None:
     home = Path(os.environ["CHATKIT_HOME"])
     data = tmp_path / "d.jsonl"
     data.write_text("\n".join(json.dumps({"messages": [{"role": "user", "content": f"Question {i}?"},
@@ -99,7 +123,7 @@ def test_ctrl_c_saves_a_checkpoint_and_resume_finishes(tiny_model_dir: Path, tmp
     while not run_file.exists() and time.time() < deadline and proc.poll() is None:
         time.sleep(0.2)
     time.sleep(3)
-    proc.send_signal(signal.SIGINT)
+    proc.send_signal(stop)
     _, err = proc.communicate(timeout=240)
     assert proc.returncode == 130, err
     assert "--resume" in err and "Traceback" not in err

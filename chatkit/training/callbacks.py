@@ -92,11 +92,11 @@ def progress_callback(progress: TrainingProgress) -> Any:
 
 def interrupt_callback() -> Any:
     class InterruptCallback(_callback_base()):  # type: ignore[misc]
-        """First Ctrl-C: finish this step, save a checkpoint, stop. Second Ctrl-C: stop now."""
+        """First Ctrl-C (or SIGTERM): finish this step, save a checkpoint, stop. Second one: stop now."""
 
         def __init__(self) -> None:
             self.interrupted = False
-            self._previous: Any = None
+            self._previous: dict[int, Any] = {}
 
         def _handle(self, signum: int, frame: Any) -> None:
             if self.interrupted:
@@ -107,14 +107,14 @@ def interrupt_callback() -> Any:
         def install(self) -> None:
             """Called before training starts, so a Ctrl-C during set-up also ends in a clean stop."""
             try:
-                self._previous = signal.signal(signal.SIGINT, self._handle)
-            except ValueError:  # not the main thread: leave Ctrl-C alone
-                self._previous = None
+                self._previous = {s: signal.signal(s, self._handle) for s in (signal.SIGINT, signal.SIGTERM)}
+            except ValueError:  # not the main thread: leave the signals alone
+                self._previous = {}
 
         def restore(self) -> None:
-            if self._previous is not None:
-                signal.signal(signal.SIGINT, self._previous)
-                self._previous = None
+            for signum, previous in self._previous.items():
+                signal.signal(signum, previous)
+            self._previous = {}
 
         def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
             if self.interrupted:

@@ -77,7 +77,13 @@ def _dataset(prepared: Prepared) -> Any:
     return Dataset.from_list(prepared.as_records())
 
 
-def _run_name(req: SftRequest, paths: Paths, expected: dict[str, Any]) -> tuple[str, Path | None]:
+def _run_name(req: SftRequest, paths: Paths, expected: dict[str, Any], say: Callable[[str], None]) -> tuple[str, Path | None]:
+    named = runs.runs_dir(paths) / req.name if req.name else None
+    if req.resume and named is not None and (named / runs.RUN_FILE).is_file() and runs.last_checkpoint(named) is None:
+        # Stopped before its first checkpoint: nothing to resume, so the rerun is a fresh start of the same run.
+        runs.check_resume(named, expected)
+        say(f"run '{named.name}' stopped before its first checkpoint; starting it from the beginning")
+        return named.name, None
     if req.resume:
         run_dir, ckpt = runs.find_resumable(paths, req.name)
         runs.check_resume(run_dir, expected)
@@ -108,7 +114,7 @@ def run_sft(settings: Settings, paths: Paths, req: SftRequest, progress: Trainin
     base = resolve_base(settings, paths, say)
     expected = {"train_sha256": train_file.sha256, "val_sha256": val_file.sha256 if val_file else None,
                 "base_fingerprint": base.fingerprint}
-    name, checkpoint = _run_name(req, paths, expected)
+    name, checkpoint = _run_name(req, paths, expected, say)
     run_dir = runs.runs_dir(paths) / name
     tokenizer = load_tokenizer(base)
     train, val = _split_and_prepare(tokenizer, train_file, val_file, cfg, say)
