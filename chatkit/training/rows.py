@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import hashlib
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from chatkit.errors import DataError
 from chatkit.inputs import json_lines, require_input_file
+from chatkit.models import file_sha256
 from chatkit.training.formats import Row, RowError, normalise
 
 
@@ -39,11 +39,7 @@ def require_file(path: Path) -> None:
 def load_file(path: Path) -> LoadedFile:
     """Parse every line; bad rows are collected, not raised, so one run reports them all."""
     require_file(path)
-    sha = hashlib.sha256()
-    with path.open("rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            sha.update(block)
-    out = LoadedFile(path, sha256=sha.hexdigest())
+    out = LoadedFile(path, sha256=file_sha256(path))
     seen: set[tuple[tuple[str, str], ...]] = set()
     for parsed in json_lines(path, "training file", HINT):
         n, obj = parsed.line, parsed.value
